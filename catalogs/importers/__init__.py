@@ -1,0 +1,1 @@
+"""catalogs/importers layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""tickloop layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""venues/binance layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""venues/server layer (see docs/architecture.md)."""

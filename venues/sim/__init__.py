@@ -1,0 +1,1 @@
+"""venues/sim layer (see docs/architecture.md)."""
