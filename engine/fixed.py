@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NewType
 
 SCALE_DIGITS = 8
-SCALE = 10**SCALE_DIGITS
+SCALE: int = 10**SCALE_DIGITS
 
 Price = NewType("Price", int)
 """A price in e8 units of the quote asset."""

@@ -1,0 +1,711 @@
+"""Binance spot symbol filters, parsed once from exchangeInfo and applied to each new order.
+
+Why a module of its own: the filters are the part of the venue most often wrong in simulators
+(an order a backtest accepts but Binance rejects is a strategy bug found only in production),
+so they are kept apart from matching, checked exactly (e8 integers, never floats) and tested
+against every symbol of real exchangeInfo recordings by an independent Decimal oracle.
+
+Rules applied (``../shared/reference/binance-spot-semantics.md`` §5 and Binance ``filters.md``):
+every failure is ``RequestRejected(-1013, "Filter failure: NAME")``; a value with more decimals
+than the symbol's asset precision is ``RequestRejected(-1111, "Parameter 'NAME' has too much
+precision.")`` and is checked before any filter. Filters are evaluated in the order the
+exchangeInfo lists them and the first failure is reported (Binance does not document an order).
+Choices the reference leaves open are listed in ``docs/sim-models.md`` and repeated where they
+are made below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import msgspec
+
+from engine.errors import InputError, RequestRejected
+from engine.fixed import SCALE as _SCALE_ANY
+from engine.fixed import SCALE_DIGITS, parse_e8
+
+ALGO_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+"""Order types counted by MAX_NUM_ALGO_ORDERS."""
+MARKET_TYPES = frozenset({"MARKET", "STOP_LOSS", "TAKE_PROFIT"})
+"""Types that execute as MARKET orders (at once or on trigger): the *ToMarket flags and
+MARKET_LOT_SIZE apply to them. Choice: the stop-market types are treated as MARKET orders."""
+_TRAILING_ABOVE = frozenset(
+    {("STOP_LOSS", "BUY"), ("STOP_LOSS_LIMIT", "BUY"), ("TAKE_PROFIT", "SELL"), ("TAKE_PROFIT_LIMIT", "SELL")}
+)
+
+SCALE: int = _SCALE_ANY
+"""1e8 as a typed int (engine.fixed's ``10**8`` is untyped for mypy)."""
+
+RefPrice = int | Callable[[int], int | None] | None
+"""The weighted average price: one e8 int for every ``avgPriceMins`` > 0, or a function of the
+minutes (the venue may keep one average per window), or None when no trade exists yet."""
+
+
+class OrderParams(msgspec.Struct, frozen=True, gc=False):
+    """What the filters look at in a new-order request; e8 ints, None when the param is absent.
+
+    ``trailing_delta`` is in BIPS (a plain int, as Binance sends it), not e8.
+    ``iceberg_qty`` of 0 means "not an iceberg" (same as absent).
+    """
+
+    symbol: str
+    side: str
+    type: str
+    price: int | None = None
+    quantity: int | None = None
+    quote_order_qty: int | None = None
+    stop_price: int | None = None
+    iceberg_qty: int | None = None
+    trailing_delta: int | None = None
+
+    @property
+    def is_iceberg(self) -> bool:
+        return bool(self.iceberg_qty)
+
+
+class _Ctx(msgspec.Struct, frozen=True, gc=False):
+    """Everything a filter needs besides the order: market reference and account counts."""
+
+    order: OrderParams
+    avg_price_e8: RefPrice
+    last_price_e8: int | None
+    open_orders: int
+    open_algo: int
+    open_iceberg: int
+    adding: int
+    base_position_e8: int | None
+
+    def ref(self, mins: int) -> int | None:
+        """Reference price for a filter: the last price when ``avgPriceMins`` is 0."""
+        if mins == 0:
+            return self.last_price_e8
+        avg = self.avg_price_e8
+        return avg(mins) if callable(avg) else avg
+
+    @property
+    def is_market(self) -> bool:
+        return self.order.type in MARKET_TYPES
+
+
+def _on_grid(value: int, lo: int, step: int, from_min: bool) -> bool:
+    """``(value - min) % step == 0`` (older docs, the brief) or ``value % step == 0`` (docs
+    since 2022); both agree whenever min is a multiple of step, as in every real file."""
+    if step == 0:
+        return True
+    return (value - lo if from_min else value) % step == 0
+
+
+def _in_band(value: int, lo: int, hi: int, step: int, from_min: bool) -> bool:
+    """min/max/step with 0 meaning that sub-rule is disabled."""
+    if lo and value < lo:
+        return False
+    if hi and value > hi:
+        return False
+    return _on_grid(value, lo, step, from_min)
+
+
+class PriceFilter(msgspec.Struct, frozen=True, gc=False):
+    """``price`` and ``stopPrice``: within [minPrice, maxPrice] on the tick grid (0 disables)."""
+
+    name: ClassVar[str] = "PRICE_FILTER"
+    min_price: int
+    max_price: int
+    tick_size: int
+    grid_from_min: bool = True
+
+    def violated(self, c: _Ctx) -> bool:
+        for v in (c.order.price, c.order.stop_price):
+            if v is not None and not _in_band(
+                v, self.min_price, self.max_price, self.tick_size, self.grid_from_min
+            ):
+                return True
+        return False
+
+
+def _outside_multipliers(price: int, ref: int | None, up: int, down: int) -> bool:
+    """``ref*down <= price <= ref*up`` exactly (multipliers are e8, so compare at e16)."""
+    if ref is None:
+        return False  # choice: no trade yet -> no reference -> the band cannot be applied
+    scaled = price * SCALE
+    return scaled > ref * up or scaled < ref * down
+
+
+class PercentPrice(msgspec.Struct, frozen=True, gc=False):
+    """``price`` within [avg*multiplierDown, avg*multiplierUp]; orders without a price pass."""
+
+    name: ClassVar[str] = "PERCENT_PRICE"
+    multiplier_up: int
+    multiplier_down: int
+    avg_price_mins: int
+
+    def violated(self, c: _Ctx) -> bool:
+        p = c.order.price
+        if p is None:
+            return False
+        return _outside_multipliers(p, c.ref(self.avg_price_mins), self.multiplier_up, self.multiplier_down)
+
+
+class PercentPriceBySide(msgspec.Struct, frozen=True, gc=False):
+    """Like PERCENT_PRICE with bid multipliers for BUY and ask multipliers for SELL.
+
+    Its failure message is ``Filter failure: PERCENT_PRICE_BY_SIDE`` (the reference leaves the
+    text UNCONFIRMED; the filter's own name is the consistent choice with every other filter).
+    """
+
+    name: ClassVar[str] = "PERCENT_PRICE_BY_SIDE"
+    bid_multiplier_up: int
+    bid_multiplier_down: int
+    ask_multiplier_up: int
+    ask_multiplier_down: int
+    avg_price_mins: int
+
+    def violated(self, c: _Ctx) -> bool:
+        p = c.order.price
+        if p is None:
+            return False
+        ref = c.ref(self.avg_price_mins)
+        if c.order.side == "BUY":
+            return _outside_multipliers(p, ref, self.bid_multiplier_up, self.bid_multiplier_down)
+        return _outside_multipliers(p, ref, self.ask_multiplier_up, self.ask_multiplier_down)
+
+
+class LotSize(msgspec.Struct, frozen=True, gc=False):
+    """``quantity`` and ``icebergQty`` within [minQty, maxQty] on the step grid (0 disables)."""
+
+    name: ClassVar[str] = "LOT_SIZE"
+    min_qty: int
+    max_qty: int
+    step_size: int
+    grid_from_min: bool = True
+
+    def _ok(self, q: int) -> bool:
+        return _in_band(q, self.min_qty, self.max_qty, self.step_size, self.grid_from_min)
+
+    def violated(self, c: _Ctx) -> bool:
+        o = c.order
+        if o.quantity is not None and not self._ok(o.quantity):
+            return True
+        return bool(o.iceberg_qty) and not self._ok(o.iceberg_qty or 0)
+
+
+class MarketLotSize(LotSize, frozen=True, gc=False):
+    """LOT_SIZE's rule for MARKET-executing orders' ``quantity`` (quoteOrderQty orders skip it)."""
+
+    name: ClassVar[str] = "MARKET_LOT_SIZE"
+
+    def violated(self, c: _Ctx) -> bool:
+        q = c.order.quantity
+        return c.is_market and q is not None and not self._ok(q)
+
+
+def _notional_e16(c: _Ctx, mins: int) -> int | None:
+    """price x qty in e16 units, or None when it cannot be known (a MARKET order before any
+    trade). quoteOrderQty is the notional itself; stop-market orders use their stopPrice."""
+    o = c.order
+    if o.quote_order_qty is not None and o.quantity is None:
+        return o.quote_order_qty * SCALE
+    if o.quantity is None:
+        return 0
+    price = o.price
+    if c.is_market:
+        price = o.stop_price if o.stop_price is not None else c.ref(mins)
+    return None if price is None else price * o.quantity
+
+
+class MinNotional(msgspec.Struct, frozen=True, gc=False):
+    """``price*qty >= minNotional``; MARKET orders only if ``applyToMarket`` (at the avg price)."""
+
+    name: ClassVar[str] = "MIN_NOTIONAL"
+    min_notional: int
+    apply_to_market: bool
+    avg_price_mins: int
+
+    def violated(self, c: _Ctx) -> bool:
+        if c.is_market and not self.apply_to_market:
+            return False
+        n = _notional_e16(c, self.avg_price_mins)
+        return n is None or n < self.min_notional * SCALE
+
+
+class Notional(msgspec.Struct, frozen=True, gc=False):
+    """``minNotional <= price*qty <= maxNotional``; each bound applies to MARKET orders only if
+    its flag is set. Choice: ``maxNotional`` of 0 disables the upper bound."""
+
+    name: ClassVar[str] = "NOTIONAL"
+    min_notional: int
+    apply_min_to_market: bool
+    max_notional: int
+    apply_max_to_market: bool
+    avg_price_mins: int
+
+    def violated(self, c: _Ctx) -> bool:
+        check_min = not c.is_market or self.apply_min_to_market
+        check_max = bool(self.max_notional) and (not c.is_market or self.apply_max_to_market)
+        if not (check_min or check_max):
+            return False
+        n = _notional_e16(c, self.avg_price_mins)
+        if n is None:
+            return True
+        return (check_min and n < self.min_notional * SCALE) or (check_max and n > self.max_notional * SCALE)
+
+
+class IcebergParts(msgspec.Struct, frozen=True, gc=False):
+    """``ceil(quantity / icebergQty) <= limit`` for iceberg orders."""
+
+    name: ClassVar[str] = "ICEBERG_PARTS"
+    limit: int
+
+    def violated(self, c: _Ctx) -> bool:
+        o = c.order
+        if not o.iceberg_qty or o.quantity is None:
+            return False
+        return -(-o.quantity // o.iceberg_qty) > self.limit
+
+
+class MaxNumOrders(msgspec.Struct, frozen=True, gc=False):
+    """Open orders on the symbol (normal + algo), counting the new one(s), must stay <= limit."""
+
+    name: ClassVar[str] = "MAX_NUM_ORDERS"
+    limit: int
+
+    def violated(self, c: _Ctx) -> bool:
+        return c.open_orders + c.adding > self.limit
+
+
+class MaxNumAlgoOrders(msgspec.Struct, frozen=True, gc=False):
+    """Open STOP_LOSS/TAKE_PROFIT(_LIMIT) orders, counting the new one, must stay <= limit."""
+
+    name: ClassVar[str] = "MAX_NUM_ALGO_ORDERS"
+    limit: int
+
+    def violated(self, c: _Ctx) -> bool:
+        return c.order.type in ALGO_TYPES and c.open_algo + c.adding > self.limit
+
+
+class MaxNumIcebergOrders(msgspec.Struct, frozen=True, gc=False):
+    """Open iceberg orders, counting the new one, must stay <= limit."""
+
+    name: ClassVar[str] = "MAX_NUM_ICEBERG_ORDERS"
+    limit: int
+
+    def violated(self, c: _Ctx) -> bool:
+        return c.order.is_iceberg and c.open_iceberg + c.adding > self.limit
+
+
+class MaxPosition(msgspec.Struct, frozen=True, gc=False):
+    """BUY: free+locked base + open BUY qty (``base_position_e8``) + this order's qty <= max.
+
+    Skipped when the caller passes no position; a quoteOrderQty BUY adds nothing (its base
+    quantity is unknown until it executes)."""
+
+    name: ClassVar[str] = "MAX_POSITION"
+    max_position: int
+
+    def violated(self, c: _Ctx) -> bool:
+        if c.order.side != "BUY" or c.base_position_e8 is None:
+            return False
+        return c.base_position_e8 + (c.order.quantity or 0) > self.max_position
+
+
+class TrailingDelta(msgspec.Struct, frozen=True, gc=False):
+    """``trailingDelta`` (BIPS) bounds: "above" bounds for STOP_LOSS* BUY and TAKE_PROFIT* SELL,
+    "below" bounds for the other side."""
+
+    name: ClassVar[str] = "TRAILING_DELTA"
+    min_trailing_above_delta: int
+    max_trailing_above_delta: int
+    min_trailing_below_delta: int
+    max_trailing_below_delta: int
+
+    def violated(self, c: _Ctx) -> bool:
+        o = c.order
+        d = o.trailing_delta
+        if d is None or o.type not in ALGO_TYPES:
+            return False
+        if (o.type, o.side) in _TRAILING_ABOVE:
+            return not self.min_trailing_above_delta <= d <= self.max_trailing_above_delta
+        return not self.min_trailing_below_delta <= d <= self.max_trailing_below_delta
+
+
+SymbolFilter = (
+    PriceFilter
+    | PercentPrice
+    | PercentPriceBySide
+    | LotSize
+    | MarketLotSize
+    | MinNotional
+    | Notional
+    | IcebergParts
+    | MaxNumOrders
+    | MaxNumAlgoOrders
+    | MaxNumIcebergOrders
+    | MaxPosition
+    | TrailingDelta
+)
+
+
+class SymbolRules(msgspec.Struct, frozen=True, gc=False):
+    """One symbol's trading rules: the exchangeInfo entry, its filters parsed to e8 ints.
+
+    ``filters`` holds the checked filters in exchangeInfo order; ``raw_filters`` keeps every
+    filter verbatim (read-only mappings); ``ignored_filters`` names the filter types present
+    but not checked by :func:`check_order` (unknown types, and order-list/amend limits that
+    need state this function does not see).
+    """
+
+    symbol: str
+    status: str
+    base_asset: str
+    quote_asset: str
+    base_asset_precision: int
+    quote_precision: int
+    base_commission_precision: int
+    quote_commission_precision: int
+    order_types: tuple[str, ...]
+    iceberg_allowed: bool
+    oco_allowed: bool
+    quote_order_qty_market_allowed: bool
+    filters: tuple[SymbolFilter, ...]
+    raw_filters: tuple[Mapping[str, Any], ...]
+    ignored_filters: tuple[str, ...]
+
+    def get(self, name: str) -> SymbolFilter | None:
+        """The parsed filter of that type, or None when the symbol has none."""
+        for f in self.filters:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def tick_size(self) -> int:
+        """PRICE_FILTER tickSize in e8 (0 = no tick rule)."""
+        f = self.get("PRICE_FILTER")
+        return f.tick_size if isinstance(f, PriceFilter) else 0
+
+    @property
+    def step_size(self) -> int:
+        """LOT_SIZE stepSize in e8 (0 = no step rule)."""
+        f = self.get("LOT_SIZE")
+        return f.step_size if isinstance(f, LotSize) else 0
+
+    @property
+    def avg_price_windows(self) -> tuple[int, ...]:
+        """Distinct ``avgPriceMins`` the filters need: the venue keeps one average per window."""
+        mins = {getattr(f, "avg_price_mins", None) for f in self.filters}
+        return tuple(sorted(m for m in mins if m is not None))
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Reader:
+    """Reads typed fields of one filter dict; every error names the symbol and the filter."""
+
+    def __init__(self, raw: Mapping[str, Any], where: str, source: str | None) -> None:
+        self.raw = raw
+        self.where = where
+        self.source = source
+
+    def fail(self, msg: str) -> InputError:
+        return InputError(f"{self.where}: {msg}", source=self.source)
+
+    def e8(self, *keys: str) -> int:
+        """A decimal-string field in e8; ``keys`` are aliases (USD-M spells some differently)."""
+        for k in keys:
+            if k in self.raw:
+                v = self.raw[k]
+                try:
+                    return parse_e8(str(v))
+                except ValueError as exc:
+                    raise self.fail(f"field {k!r}: {exc}") from exc
+        raise self.fail(f"missing field {' or '.join(repr(k) for k in keys)}")
+
+    def int_(self, *keys: str, default: int | None = None) -> int:
+        for k in keys:
+            if k in self.raw:
+                v = self.raw[k]
+                if isinstance(v, bool) or not isinstance(v, int | str) or not str(v).lstrip("-").isdigit():
+                    raise self.fail(f"field {k!r} is not an integer: {v!r}")
+                return int(v)
+        if default is not None:
+            return default
+        raise self.fail(f"missing field {' or '.join(repr(k) for k in keys)}")
+
+    def bool_(self, key: str, default: bool) -> bool:
+        v = self.raw.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(f"field {key!r} is not a boolean: {v!r}")
+        return v
+
+
+def _parse_filter(r: _Reader, kind: str, from_min: bool) -> SymbolFilter | None:
+    """One exchangeInfo filter dict -> its parsed struct (None for types not checked here)."""
+    if kind == "PRICE_FILTER":
+        return PriceFilter(r.e8("minPrice"), r.e8("maxPrice"), r.e8("tickSize"), from_min)
+    if kind == "PERCENT_PRICE":
+        return PercentPrice(r.e8("multiplierUp"), r.e8("multiplierDown"), r.int_("avgPriceMins", default=0))
+    if kind == "PERCENT_PRICE_BY_SIDE":
+        return PercentPriceBySide(
+            r.e8("bidMultiplierUp"),
+            r.e8("bidMultiplierDown"),
+            r.e8("askMultiplierUp"),
+            r.e8("askMultiplierDown"),
+            r.int_("avgPriceMins", default=0),
+        )
+    if kind in ("LOT_SIZE", "MARKET_LOT_SIZE"):
+        cls = LotSize if kind == "LOT_SIZE" else MarketLotSize
+        return cls(r.e8("minQty"), r.e8("maxQty"), r.e8("stepSize"), from_min)
+    if kind == "MIN_NOTIONAL":
+        return MinNotional(
+            r.e8("minNotional", "notional"), r.bool_("applyToMarket", True), r.int_("avgPriceMins", default=0)
+        )
+    if kind == "NOTIONAL":
+        return Notional(
+            r.e8("minNotional"),
+            r.bool_("applyMinToMarket", True),
+            r.e8("maxNotional") if "maxNotional" in r.raw else 0,
+            r.bool_("applyMaxToMarket", False),
+            r.int_("avgPriceMins", default=0),
+        )
+    return _parse_count_filter(r, kind)
+
+
+def _parse_count_filter(r: _Reader, kind: str) -> SymbolFilter | None:
+    if kind == "ICEBERG_PARTS":
+        return IcebergParts(r.int_("limit"))
+    if kind == "MAX_NUM_ORDERS":
+        return MaxNumOrders(r.int_("maxNumOrders", "limit"))
+    if kind == "MAX_NUM_ALGO_ORDERS":
+        return MaxNumAlgoOrders(r.int_("maxNumAlgoOrders", "limit"))
+    if kind == "MAX_NUM_ICEBERG_ORDERS":
+        return MaxNumIcebergOrders(r.int_("maxNumIcebergOrders", "limit"))
+    if kind == "MAX_POSITION":
+        return MaxPosition(r.e8("maxPosition"))
+    if kind == "TRAILING_DELTA":
+        return TrailingDelta(
+            r.int_("minTrailingAboveDelta"),
+            r.int_("maxTrailingAboveDelta"),
+            r.int_("minTrailingBelowDelta"),
+            r.int_("maxTrailingBelowDelta"),
+        )
+    return None
+
+
+def _precision(sym: Mapping[str, Any], where: str, source: str | None, *keys: str) -> int:
+    for k in keys:
+        v = sym.get(k)
+        if isinstance(v, int) and not isinstance(v, bool):
+            if not 0 <= v <= SCALE_DIGITS:
+                raise InputError(f"{where}: {k}={v} outside 0..{SCALE_DIGITS}", source=source)
+            return v
+    return SCALE_DIGITS
+
+
+def symbol_rules(
+    sym: Mapping[str, Any], *, source: str | None = None, grid_from_min: bool = True
+) -> SymbolRules:
+    """Build one symbol's rules from its exchangeInfo dict (spot; USD-M spellings accepted).
+
+    ``grid_from_min`` picks ``(x - min) % step`` (True, the rule as documented when the 2021
+    recordings were made) or ``x % step``; they agree on every symbol of the real files.
+    Raises InputError naming the symbol and filter on a malformed entry.
+    """
+    name = sym.get("symbol")
+    if not isinstance(name, str) or not name:
+        raise InputError(
+            f"exchangeInfo symbol entry without a symbol name: {dict(sym)!r:.200}", source=source
+        )
+    raw_list = sym.get("filters", [])
+    if not isinstance(raw_list, list):
+        raise InputError(f"{name}: 'filters' is not a list", source=source)
+    parsed: list[SymbolFilter] = []
+    ignored: list[str] = []
+    for i, raw in enumerate(raw_list):
+        kind = raw.get("filterType") if isinstance(raw, dict) else None
+        if not isinstance(kind, str):
+            raise InputError(f"{name}: filter #{i} has no filterType: {raw!r:.200}", source=source)
+        f = _parse_filter(_Reader(raw, f"{name} {kind}", source), kind, grid_from_min)
+        if f is None:
+            ignored.append(kind)
+        else:
+            parsed.append(f)
+    where = f"{name}"
+    return SymbolRules(
+        symbol=name,
+        status=str(sym.get("status", "TRADING")),
+        base_asset=str(sym.get("baseAsset", "")),
+        quote_asset=str(sym.get("quoteAsset", "")),
+        base_asset_precision=_precision(sym, where, source, "baseAssetPrecision"),
+        quote_precision=_precision(sym, where, source, "quoteAssetPrecision", "quotePrecision"),
+        base_commission_precision=_precision(sym, where, source, "baseCommissionPrecision"),
+        quote_commission_precision=_precision(sym, where, source, "quoteCommissionPrecision"),
+        order_types=tuple(str(t) for t in sym.get("orderTypes", ())),
+        iceberg_allowed=bool(sym.get("icebergAllowed", False)),
+        oco_allowed=bool(sym.get("ocoAllowed", False)),
+        quote_order_qty_market_allowed=bool(sym.get("quoteOrderQtyMarketAllowed", False)),
+        filters=tuple(parsed),
+        raw_filters=tuple(MappingProxyType(dict(raw)) for raw in raw_list),
+        ignored_filters=tuple(ignored),
+    )
+
+
+def rules_from_exchange_info(
+    info: Mapping[str, Any], *, source: str | None = None, grid_from_min: bool = True
+) -> dict[str, SymbolRules]:
+    """Every symbol of a parsed ``GET /api/v3/exchangeInfo`` body, by symbol name."""
+    symbols = info.get("symbols")
+    if not isinstance(symbols, list):
+        raise InputError("exchangeInfo has no 'symbols' list", source=source)
+    out: dict[str, SymbolRules] = {}
+    for sym in symbols:
+        if not isinstance(sym, dict):
+            raise InputError(f"exchangeInfo symbol entry is not an object: {sym!r:.200}", source=source)
+        rules = symbol_rules(sym, source=source, grid_from_min=grid_from_min)
+        if rules.symbol in out:
+            raise InputError(f"symbol {rules.symbol} listed twice", source=source)
+        out[rules.symbol] = rules
+    return out
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def parse_param(param: str, text: str) -> int:
+    """Parse one numeric request parameter (``"0.00100000"``) to e8 the way the venue's
+    request layer must: more than 8 significant decimals is -1111 (no asset has more), anything
+    that is not a plain non-negative decimal is -1100."""
+    whole, _, frac = text.partition(".")
+    if not text or not (whole + frac).isdigit() or not whole.isascii() or not frac.isascii():
+        raise RequestRejected(-1100, f"Illegal characters found in parameter '{param}'.")
+    if len(frac.rstrip("0")) > SCALE_DIGITS:
+        raise RequestRejected(-1111, f"Parameter '{param}' has too much precision.")
+    return parse_e8(text)
+
+
+_PRECISION_PARAMS: tuple[tuple[str, str, bool], ...] = (
+    # (OrderParams field, Binance parameter name, uses the base asset precision)
+    ("price", "price", False),
+    ("quantity", "quantity", True),
+    ("quote_order_qty", "quoteOrderQty", False),
+    ("stop_price", "stopPrice", False),
+    ("iceberg_qty", "icebergQty", True),
+)
+
+
+def check_precision(rules: SymbolRules, order: OrderParams) -> None:
+    """-1111 when a value has more decimals than its asset's precision (base for quantities,
+    quote for prices and quoteOrderQty); fields checked in OrderParams order."""
+    base_unit: int = 10 ** (SCALE_DIGITS - rules.base_asset_precision)
+    quote_unit: int = 10 ** (SCALE_DIGITS - rules.quote_precision)
+    if base_unit == quote_unit == 1:
+        return  # 8 decimals: every e8 int fits (the common case, kept cheap)
+    for field, param, base in _PRECISION_PARAMS:
+        value = getattr(order, field)
+        if value is not None and value % (base_unit if base else quote_unit):
+            raise RequestRejected(-1111, f"Parameter '{param}' has too much precision.")
+
+
+def check_order(
+    rules: SymbolRules,
+    order: OrderParams,
+    *,
+    avg_price_e8: RefPrice,
+    last_price_e8: int | None,
+    open_orders_count: int,
+    open_algo_count: int,
+    open_iceberg_count: int,
+    adding: int = 1,
+    base_position_e8: int | None = None,
+) -> None:
+    """Raise the Binance rejection the order earns from its symbol's filters, else return.
+
+    ``open_*_count`` are the account's open orders on this symbol *before* this request;
+    ``adding`` is how many orders the request creates (2 for an OCO leg pair checked as one).
+    ``base_position_e8`` (free + locked base + open BUY quantity) enables MAX_POSITION.
+    """
+    if order.symbol != rules.symbol:
+        raise RequestRejected(-1121, "Invalid symbol.")
+    check_precision(rules, order)
+    ctx = _Ctx(
+        order,
+        avg_price_e8,
+        last_price_e8,
+        open_orders_count,
+        open_algo_count,
+        open_iceberg_count,
+        adding,
+        base_position_e8,
+    )
+    for f in rules.filters:
+        if f.violated(ctx):
+            raise RequestRejected(-1013, f"Filter failure: {f.name}")
+
+
+def failing_filter(
+    rules: SymbolRules,
+    order: OrderParams,
+    **kwargs: Any,
+) -> str | None:
+    """The rejection check_order would raise, as ``"CODE MSG"`` text, or None: for tests and tools."""
+    try:
+        check_order(rules, order, **kwargs)
+    except RequestRejected as exc:
+        return f"{exc.code} {exc.msg}"
+    return None
+
+
+# --------------------------------------------------------------------------- exchange filters
+
+
+class ExchangeLimits(msgspec.Struct, frozen=True, gc=False):
+    """Account-wide EXCHANGE_MAX_NUM_* filters (0 = absent); empty in the 2021 recordings."""
+
+    max_num_orders: int = 0
+    max_num_algo_orders: int = 0
+    max_num_iceberg_orders: int = 0
+    max_num_order_lists: int = 0
+
+
+def exchange_limits(raw_filters: Iterable[Mapping[str, Any]], *, source: str | None = None) -> ExchangeLimits:
+    """Parse ``exchangeInfo.exchangeFilters``; unknown types are ignored."""
+    keys = {
+        "EXCHANGE_MAX_NUM_ORDERS": ("max_num_orders", "maxNumOrders"),
+        "EXCHANGE_MAX_NUM_ALGO_ORDERS": ("max_num_algo_orders", "maxNumAlgoOrders"),
+        "EXCHANGE_MAX_NUM_ICEBERG_ORDERS": ("max_num_iceberg_orders", "maxNumIcebergOrders"),
+        "EXCHANGE_MAX_NUM_ORDER_LISTS": ("max_num_order_lists", "maxNumOrderLists"),
+    }
+    values: dict[str, int] = {}
+    for raw in raw_filters:
+        kind = str(raw.get("filterType"))
+        if kind in keys:
+            field, key = keys[kind]
+            values[field] = _Reader(raw, kind, source).int_(key, "limit")
+    return ExchangeLimits(**values)
+
+
+def check_exchange_limits(
+    limits: ExchangeLimits,
+    order: OrderParams,
+    *,
+    open_orders_count: int,
+    open_algo_count: int,
+    open_iceberg_count: int,
+    adding: int = 1,
+) -> None:
+    """Account-wide counts (all symbols) before this request; -1013 with the exchange filter's name."""
+    if limits.max_num_orders and open_orders_count + adding > limits.max_num_orders:
+        raise RequestRejected(-1013, "Filter failure: EXCHANGE_MAX_NUM_ORDERS")
+    if (
+        limits.max_num_algo_orders
+        and order.type in ALGO_TYPES
+        and open_algo_count + adding > limits.max_num_algo_orders
+    ):
+        raise RequestRejected(-1013, "Filter failure: EXCHANGE_MAX_NUM_ALGO_ORDERS")
+    if (
+        limits.max_num_iceberg_orders
+        and order.is_iceberg
+        and open_iceberg_count + adding > limits.max_num_iceberg_orders
+    ):
+        raise RequestRejected(-1013, "Filter failure: EXCHANGE_MAX_NUM_ICEBERG_ORDERS")
