@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
+from engine.errors import LogCorruptError
 from engine.events import (
     CLASS_OF_KIND,
     AggTradeReceived,
@@ -148,7 +149,7 @@ def _flat(levels: Sequence[Level]) -> list[int]:
 
 def _pairs(values: list[int]) -> tuple[Level, ...]:
     it = iter(values)
-    return tuple(zip(it, it))
+    return tuple(zip(it, it, strict=True))
 
 
 class BatchBuilder:
@@ -189,7 +190,7 @@ class BatchBuilder:
         ints["seq"].append(seq)
         ints["ts_event"].append(event.ts_event)
         ints["ts_recv"].append(event.ts_recv)
-        for name, value in zip(_NUMERIC_AFTER_INSTRUMENT, row[0]):
+        for name, value in zip(_NUMERIC_AFTER_INSTRUMENT, row[0], strict=True):
             ints[name].append(value)
         self._kind.append(int(event.kind))
         self._instr.append(self._instrument_index(event.instrument))
@@ -247,8 +248,8 @@ def _encode_row(ev: Event) -> _Row:
         return (nums, _flat(ev.bids), _flat(ev.asks), b"")
     if k is Kind.AGG_TRADE:
         assert isinstance(ev, AggTradeReceived)
-        nums = (ev.price, ev.qty, 0, 0, 0, 0, ev.agg_id, ev.first_trade_id, ev.last_trade_id, 0)
-        return (nums + (int(ev.buyer_maker),), [], [], b"")
+        agg = (ev.price, ev.qty, 0, 0, 0, 0, ev.agg_id, ev.first_trade_id, ev.last_trade_id, 0)
+        return (agg + (int(ev.buyer_maker),), [], [], b"")
     return (_Z11, [], [], _json_encoder.encode(ev))
 
 
@@ -303,7 +304,10 @@ def _decode_other(batch: ColumnBatch, ints: dict[str, list[int]], i: int, k: int
             ints["first_id"][i], ints["last_id"][i], ints["flags"][i] & 1 == 1,
         )
     if k not in CLASS_OF_KIND:
-        raise ValueError(f"unknown event kind {k} at seq {seq}")
+        raise LogCorruptError(f"unknown event kind {k} at seq {seq}")
     start, stop = int(batch.payload_offsets[i]), int(batch.payload_offsets[i + 1])
-    ev = _json_decoder.decode(bytes(batch.payload_data[start:stop]))
+    try:
+        ev: AnyEvent = _json_decoder.decode(bytes(batch.payload_data[start:stop]))
+    except msgspec.DecodeError as exc:
+        raise LogCorruptError(f"undecodable payload of kind {k} at seq {seq}: {exc}") from exc
     return msgspec.structs.replace(ev, seq=seq)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import NewType
 
 InstrumentId = NewType("InstrumentId", str)
@@ -13,7 +13,7 @@ TradeId = NewType("TradeId", int)
 StrategyId = NewType("StrategyId", str)
 
 
-class Market(str, Enum):
+class Market(StrEnum):
     """Which Binance market an instrument trades on (BTCUSDT exists on spot and USD-M)."""
 
     SPOT = "SPOT"
