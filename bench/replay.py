@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Replay throughput and peak memory on the nautilus_trader peer's exact workload.
+
+    python bench/replay.py --trades N --mode data|strategy [--peer PYTHON] [--repeat K]
+
+Builds (once, cached under /tmp/tickloop-bench/) an event log of the peer's synthetic
+trades -- ``np.random.default_rng(42)``: log returns normal(0, 1e-4) compounded from
+50,000 and rounded to 0.01, sizes uniform(0.0001, 0.5) rounded to 6 dp, side
+integers(1, 3) (1 = buyer is the aggressor), one trade every 10 ms from 2024-01-01 --
+then replays it FROM DISK in a child process, so the child's peak RSS (``wait4``'s
+``ru_maxrss``) is the replay's alone:
+
+- ``data``: the kernel with no strategy (raw replay throughput: read, decode, clock/state);
+- ``noop``: the ``noop`` strategy: every trade built as an event and dispatched to a
+  callback that does nothing (the peer's ``subscribe`` mode);
+- ``strategy``: the ``rsi`` strategy (period 14, 30/70), every trade dispatched to it.
+
+With ``--peer /tmp/nt/bin/python`` it also runs ``shared/bench/nautilus_peer.py`` with the
+same N and mode and adds ``peer_events_per_s``, ``peer_rss_mb`` and ``ratio`` (ours/peer).
+Prints exactly one JSON line. A benchmark, never a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
+    del sys.path[0]  # this file is bench/replay.py: don't let it shadow the ``replay`` package
+
+CACHE = Path("/tmp/tickloop-bench")
+PEER_SCRIPT = _HERE.parents[1] / "shared" / "bench" / "nautilus_peer.py"
+SEED = 42
+START_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
+STEP_NS = 10_000_000
+BUILD_CHUNK = 200_000
+STRATEGY_OF_MODE = {"data": None, "noop": "noop", "strategy": "rsi"}
+PEER_MODE = {"data": "data", "noop": "subscribe", "strategy": "strategy"}
+
+
+# --------------------------------------------------------------------------- building the log
+
+
+def log_path(n: int) -> Path:
+    return CACHE / f"peer-trades-n{n}-seed{SEED}"
+
+
+def build_log(n: int) -> Path:
+    """The cached log of the peer's N trades (built atomically: temp dir, then rename)."""
+    path = log_path(n)
+    if (path / "manifest.json").exists():
+        return path
+    import numpy as np
+
+    from catalogs.log import LogWriter
+    from engine.events import TradeReceived
+    from engine.identifiers import InstrumentId
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(SEED)  # same draws, same order as nautilus_peer.make_ticks
+    log_ret = rng.normal(0.0, 1e-4, size=n)
+    prices = np.round(50_000.0 * np.exp(np.cumsum(log_ret)), 2)
+    sizes = np.round(rng.uniform(0.0001, 0.5, size=n), 6)
+    sides = rng.integers(1, 3, size=n, dtype=np.uint8)
+    price_e8 = np.rint(prices * 100).astype(np.int64) * 1_000_000
+    qty_e8 = np.rint(sizes * 1_000_000).astype(np.int64) * 100
+    buyer_maker = sides == 2  # side 2 = the seller was the aggressor
+    ts = START_NS + np.arange(n, dtype=np.int64) * STEP_NS
+    iid = InstrumentId("BTCUSDT.SPOT")
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=CACHE))
+    tmp.rmdir()
+    meta = {"bench": {"workload": "nautilus_peer make_ticks", "n": n, "seed": SEED}}
+    with LogWriter(tmp, meta=meta, monotonic_ns=None) as writer:
+        for s in range(0, n, BUILD_CHUNK):
+            e = min(n, s + BUILD_CHUNK)
+            t = ts[s:e].tolist()
+            writer.extend(
+                map(
+                    TradeReceived,
+                    [0] * (e - s),
+                    t,
+                    t,
+                    [iid] * (e - s),
+                    price_e8[s:e].tolist(),
+                    qty_e8[s:e].tolist(),
+                    range(s + 1, e + 1),
+                    buyer_maker[s:e].tolist(),
+                )
+            )
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------- child: the replay
+
+
+def child(log: Path, mode: str) -> int:
+    """Replay ``log`` once and print the run summary as JSON (runs in its own process)."""
+    from replay.backtest import run_backtest
+
+    out = Path(tempfile.mkdtemp(prefix="run-", dir=CACHE)) / "run"
+    try:
+        cpu0 = time.process_time()
+        summary = run_backtest(log, STRATEGY_OF_MODE[mode], out=out)
+        cpu = time.process_time() - cpu0
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    result = summary.to_json()
+    result["cpu_s"] = round(cpu, 4)  # less sensitive than wall time to a busy machine
+    print(json.dumps(result))
+    return 0
+
+
+def build_in_child(n: int) -> Path:
+    """Build the log in its own process: a fork inherits its parent's peak RSS (Linux keeps
+    ``maxrss`` across fork and exec), so this process must stay small for the replay
+    child's ``ru_maxrss`` to be the replay's own."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--build", str(n)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"building the log failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def run_child(log: Path, mode: str) -> dict[str, Any]:
+    """Run :func:`child` in a fresh interpreter; its summary plus its own peak RSS."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(log), "--mode", mode]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"replay child failed ({proc.returncode}):\n{err.decode(errors='replace')}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
+    return result
+
+
+def run_peer(python: str, n: int, mode: str) -> dict[str, Any]:
+    cmd = [python, str(PEER_SCRIPT), str(n), "--mode", mode]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"peer failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    peer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return peer
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trades", type=int, default=1_000_000, metavar="N")
+    parser.add_argument("--mode", choices=tuple(STRATEGY_OF_MODE), default="strategy")
+    parser.add_argument("--peer", default=None, metavar="PYTHON", help="python with nautilus_trader 1.221.0")
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="K", help="replay K times, report the fastest"
+    )
+    parser.add_argument("--child", default=None, metavar="LOG", help=argparse.SUPPRESS)
+    parser.add_argument("--build", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        return child(Path(args.child), args.mode)
+    if args.trades < 1 or args.repeat < 1:
+        parser.error("--trades and --repeat must be >= 1")
+
+    if args.build is not None:
+        print(build_log(args.build))
+        return 0
+
+    t0 = time.perf_counter()
+    cached = (log_path(args.trades) / "manifest.json").exists()
+    log = log_path(args.trades) if cached else build_in_child(args.trades)
+    build_s = time.perf_counter() - t0
+    runs = [run_child(log, args.mode) for _ in range(args.repeat)]
+    best = max(runs, key=lambda r: r["events_per_s"])
+    if len({r["run_hash"] for r in runs}) != 1:
+        raise SystemExit(f"replays of the same log disagree: {[r['run_hash'] for r in runs]}")
+    result: dict[str, Any] = {
+        "bench": "replay",
+        "mode": args.mode,
+        "trades": args.trades,
+        "events": best["events"],
+        "wall_s": best["wall_s"],
+        "events_per_s": best["events_per_s"],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "cpu_s": best["cpu_s"],
+        "run_hash": best["run_hash"],
+        "signals": best["signals"],
+        "runs": len(runs),
+        "events_per_s_all": [r["events_per_s"] for r in runs],
+        "log": str(log),
+        "log_cached": cached,
+        "log_build_s": round(build_s, 2),
+        "python": sys.version.split()[0],
+        "self_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if args.peer:
+        peer = run_peer(args.peer, args.trades, PEER_MODE[args.mode])
+        result["peer_events_per_s"] = peer["events_per_sec"]
+        result["peer_rss_mb"] = peer["max_rss_mb"]
+        result["peer_wall_s"] = peer["wall_s"]
+        result["peer_orders"] = peer["n_orders"]
+        result["peer_version"] = peer["version"]
+        result["ratio"] = round(best["events_per_s"] / peer["events_per_sec"], 2)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
