@@ -16,6 +16,19 @@ from typing import ClassVar, Union
 import msgspec
 
 from engine.identifiers import InstrumentId
+from engine.orders import (
+    ContingencyType,
+    ExpiryReason,
+    ListOrderStatus,
+    ListStatusType,
+    OrderSide,
+    OrderSnapshot,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    SelfTradePreventionMode,
+    TimeInForce,
+)
 
 Level = tuple[int, int]
 """One book level: (price e8, quantity e8). Quantity 0 in a diff deletes the level."""
@@ -39,6 +52,18 @@ class Kind(IntEnum):
     TIMER = 21
     RUN_STARTED = 30
     RUN_FINISHED = 31
+    # venue events (engine.events, defined below); 40-59 left to commands
+    ORDER_ACCEPTED = 60
+    ORDER_REJECTED = 61
+    ORDER_FILLED = 62
+    ORDER_CANCELED = 63
+    ORDER_EXPIRED = 64
+    ORDER_TRIGGERED = 65
+    ORDER_TRADE_PREVENTED = 66
+    ORDER_LIST_STATUS = 67
+    BALANCE_UPDATED = 68
+    CANCEL_REJECTED = 69
+    ORDER_STATUS_REPORTED = 70
 
 
 class Event(msgspec.Struct, frozen=True, gc=False, tag=True, tag_field="type"):
@@ -213,6 +238,172 @@ class RunFinished(Event, frozen=True, gc=False):
     events_in: int
 
 
+# --------------------------------------------------------------------------- venue events
+# What a venue (simulated or live) reports back: Binance's executionReport / listStatus /
+# outboundAccountPosition, one class per execution type. Defined here rather than in
+# engine.orders so they can be members of AnyEvent without an import cycle.
+# ``exec_id`` is the report's ``I`` (increasing per venue); prices/quantities are e8 ints.
+
+
+class OrderAccepted(Event, frozen=True, gc=False):
+    """``x=NEW``: the order exists (``status`` NEW, or PENDING_NEW for a pending list leg).
+
+    ``working_time`` is -1 until the order works (a stop before its trigger, a pending leg).
+    """
+
+    kind: ClassVar[Kind] = Kind.ORDER_ACCEPTED
+    order_id: int
+    client_order_id: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    quantity: int
+    price: int
+    stop_price: int
+    quote_order_qty: int
+    iceberg_qty: int
+    order_list_id: int
+    status: OrderStatus
+    working_time: int
+    stp_mode: SelfTradePreventionMode
+    exec_id: int
+    trailing_delta: int = 0
+
+
+class OrderRejected(Event, frozen=True, gc=False):
+    """A new order (or order list) was refused: Binance's error ``code``/``msg`` and reject reason ``r``."""
+
+    kind: ClassVar[Kind] = Kind.ORDER_REJECTED
+    client_order_id: str
+    code: int
+    msg: str
+    reject_reason: RejectReason = RejectReason.NONE
+    list_client_order_id: str = ""
+
+
+class OrderFilled(Event, frozen=True, gc=False):
+    """``x=TRADE``: one trade of our order. ``quote_qty`` = price x qty (``Y``); ``maker`` is ``m``."""
+
+    kind: ClassVar[Kind] = Kind.ORDER_FILLED
+    order_id: int
+    client_order_id: str
+    side: OrderSide
+    price: int
+    qty: int
+    quote_qty: int
+    cum_qty: int
+    cum_quote: int
+    status: OrderStatus
+    commission: int
+    commission_asset: str
+    trade_id: int
+    maker: bool
+    order_list_id: int
+    exec_id: int
+
+
+class OrderCanceled(Event, frozen=True, gc=False):
+    """``x=CANCELED``. ``cancel_client_order_id`` is the cancel request's own id (``c``); the order's is ``C``."""
+
+    kind: ClassVar[Kind] = Kind.ORDER_CANCELED
+    order_id: int
+    client_order_id: str
+    cancel_client_order_id: str
+    cum_qty: int
+    cum_quote: int
+    order_list_id: int
+    exec_id: int
+
+
+class OrderExpired(Event, frozen=True, gc=False):
+    """``x=EXPIRED``: the remainder expired (IOC/FOK, MARKET without liquidity, OCO_TRIGGER, ...)."""
+
+    kind: ClassVar[Kind] = Kind.ORDER_EXPIRED
+    order_id: int
+    client_order_id: str
+    status: OrderStatus
+    expiry_reason: ExpiryReason
+    cum_qty: int
+    cum_quote: int
+    order_list_id: int
+    exec_id: int
+
+
+class OrderTriggered(Event, frozen=True, gc=False):
+    """A stop order's condition was met at ``trigger_price`` (the last price); it now works."""
+
+    kind: ClassVar[Kind] = Kind.ORDER_TRIGGERED
+    order_id: int
+    client_order_id: str
+    trigger_price: int
+    working_time: int
+    order_list_id: int
+    exec_id: int
+
+
+class OrderTradePrevented(Event, frozen=True, gc=False):
+    """``x=TRADE_PREVENTION``: self-trade prevention took ``last_prevented_qty`` (``B``; ``A`` cumulative).
+
+    ``status`` is EXPIRED_IN_MATCH when the order is gone, else its unchanged open status (DECREMENT).
+    """
+
+    kind: ClassVar[Kind] = Kind.ORDER_TRADE_PREVENTED
+    order_id: int
+    client_order_id: str
+    status: OrderStatus
+    prevented_match_id: int
+    price: int
+    last_prevented_qty: int
+    prevented_qty: int
+    counter_order_id: int
+    taker: bool
+    cum_qty: int
+    cum_quote: int
+    order_list_id: int
+    exec_id: int
+
+
+class OrderListStatusChanged(Event, frozen=True, gc=False):
+    """``listStatus``: an order list was placed, changed or finished."""
+
+    kind: ClassVar[Kind] = Kind.ORDER_LIST_STATUS
+    order_list_id: int
+    list_client_order_id: str
+    contingency: ContingencyType
+    list_status_type: ListStatusType
+    list_order_status: ListOrderStatus
+    order_ids: tuple[int, ...]
+    client_order_ids: tuple[str, ...]
+    list_reject_reason: str = "NONE"
+
+
+class BalanceUpdated(Event, frozen=True, gc=False):
+    """``outboundAccountPosition``: the changed assets as ``(asset, free e8, locked e8)``."""
+
+    kind: ClassVar[Kind] = Kind.BALANCE_UPDATED
+    balances: tuple[tuple[str, int, int], ...]
+
+
+class CancelRejected(Event, frozen=True, gc=False):
+    """A cancel (order, order list, or all open orders) was refused with Binance's ``code``/``msg``."""
+
+    kind: ClassVar[Kind] = Kind.CANCEL_REJECTED
+    code: int
+    msg: str
+    order_id: int = -1
+    client_order_id: str = ""
+    order_list_id: int = -1
+
+
+class OrderStatusReported(Event, frozen=True, gc=False):
+    """The answer to a query: the order's snapshot, or ``code``/``msg`` when it cannot be found."""
+
+    kind: ClassVar[Kind] = Kind.ORDER_STATUS_REPORTED
+    order: OrderSnapshot | None
+    code: int = 0
+    msg: str = ""
+
+
 AnyEvent = Union[
     TradeReceived,
     AggTradeReceived,
@@ -229,6 +420,17 @@ AnyEvent = Union[
     TimerFired,
     RunStarted,
     RunFinished,
+    OrderAccepted,
+    OrderRejected,
+    OrderFilled,
+    OrderCanceled,
+    OrderExpired,
+    OrderTriggered,
+    OrderTradePrevented,
+    OrderListStatusChanged,
+    BalanceUpdated,
+    CancelRejected,
+    OrderStatusReported,
 ]
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

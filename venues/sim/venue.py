@@ -1,0 +1,1705 @@
+"""The simulated Binance spot venue, sans-I/O: ``handle(command, ts) -> events``, ``on_market(event) -> events``.
+
+It follows ``shared/reference/binance-spot-semantics.md`` down to statuses, execution types,
+expiry reasons, error codes and messages; every choice the reference leaves open is listed
+in ``docs/sim-venue.md``. Nothing here reads a clock or a random source: the same inputs
+give the same events, byte for byte.
+
+Shape of one request: API-level checks (parameters, symbol permissions, filters; -11xx /
+-1013) -> matching-engine checks (duplicate client id, balance, trigger and post-only rules;
+-2010) -> placement (lock funds, ``OrderAccepted``) -> execution (walk the book, rest, or wait
+for the trigger) -> triggers fired by the trades we printed -> one ``BalanceUpdated``.
+
+Models are injected: a fee model (:class:`FeeModel`), a filter checker (:class:`OrderChecker`,
+by default the exchangeInfo filters of :mod:`venues.sim.filters`), a queue-position model
+(:class:`venues.sim.matching.QueueModel`) and an optional price-impact hook.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from engine.errors import RequestRejected
+from engine.events import (
+    AggTradeReceived,
+    BalanceUpdated,
+    BookDeltaReceived,
+    BookGapDetected,
+    BookSnapshotReceived,
+    CancelRejected,
+    Event,
+    Kind,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderListStatusChanged,
+    OrderRejected,
+    OrderStatusReported,
+    OrderTradePrevented,
+    OrderTriggered,
+    QuoteReceived,
+    TradeReceived,
+)
+from engine.fixed import SCALE, format_e8_fixed
+from engine.identifiers import InstrumentId, Market, instrument_id
+from engine.lifecycle import ListAction, OrderAction, next_list_state, next_status
+from engine.orders import (
+    LIMIT_PRICED_TYPES,
+    STOP_TYPES,
+    TIF_TYPES,
+    AnyCommand,
+    CancelAllOrders,
+    CancelOrder,
+    CancelOrderList,
+    CancelRestrictions,
+    ExpiryReason,
+    Liquidity,
+    ListShape,
+    NewOrderRespType,
+    OrderLeg,
+    OrderSide,
+    OrderSnapshot,
+    OrderStatus,
+    OrderType,
+    QueryOrder,
+    RejectReason,
+    SelfTradePreventionMode,
+    SubmitOrder,
+    SubmitOrderList,
+    TimeInForce,
+    default_resp_type,
+    rises_to_trigger,
+)
+from venues.sim.account import Account
+from venues.sim.filters import OrderParams, SymbolRules, check_order
+from venues.sim.idempotency import RecentRequests
+from venues.sim.matching import (
+    Order,
+    QueueModel,
+    RiskAverseQueue,
+    SymbolBook,
+    notional,
+    notional_ceil,
+)
+from venues.sim.oco import (
+    OrderList,
+    check_legacy_prices,
+    check_oco_prices,
+    check_shape,
+    leg_param,
+    placement_order,
+)
+
+ALL_ORDER_TYPES = frozenset(OrderType)
+ALL_STP_MODES = frozenset(SelfTradePreventionMode)
+DEFAULT_CLIENT_ID_PATTERN = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
+NS_PER_MIN = 60_000_000_000
+
+INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
+DUPLICATE = "Duplicate order sent."
+UNKNOWN_ORDER = "Unknown order sent."
+WOULD_TRIGGER = "Order would trigger immediately."
+WOULD_TAKE = "Order would immediately match and take."
+_REASON_OF_MSG = {
+    INSUFFICIENT_BALANCE: RejectReason.INSUFFICIENT_BALANCES,
+    WOULD_TRIGGER: RejectReason.STOP_PRICE_WOULD_TRIGGER_IMMEDIATELY,
+    WOULD_TAKE: RejectReason.WOULD_MATCH_IMMEDIATELY,
+    "The relationship of the prices for the orders is not correct.": RejectReason.OCO_BAD_PRICES,
+}
+_UNSUPPORTED_TYPE_MSG = {
+    OrderType.MARKET: "Market orders are not supported for this symbol.",
+    OrderType.STOP_LOSS: "Stop loss orders are not supported for this symbol.",
+    OrderType.STOP_LOSS_LIMIT: "Stop loss limit orders are not supported for this symbol.",
+    OrderType.TAKE_PROFIT: "Take profit orders are not supported for this symbol.",
+    OrderType.TAKE_PROFIT_LIMIT: "Take profit limit orders are not supported for this symbol.",
+}
+_MARKET_LIKE = frozenset({OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT})
+_ID_MULT = 0x9E3779B97F4A7C15  # odd: multiplying by it is a bijection modulo 2**80 (ids never collide)
+_ID_MASK = (1 << 80) - 1
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+class SymbolSpec(msgspec.Struct, frozen=True, gc=False):
+    """What the venue needs to know about one symbol (exchangeInfo's fields, e8 ints).
+
+    ``rules`` (the parsed exchangeInfo filters) is optional: without it no filter applies.
+    ``market_step`` is the quantity step a ``quoteOrderQty`` MARKET order rounds down to.
+    Symbols recorded before STP existed have no STP fields: they default to mode NONE with
+    every mode allowed.
+    """
+
+    instrument: InstrumentId
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    status: str = "TRADING"
+    order_types: frozenset[OrderType] = ALL_ORDER_TYPES
+    iceberg_allowed: bool = True
+    oco_allowed: bool = True
+    oto_allowed: bool = True
+    quote_order_qty_market_allowed: bool = True
+    allow_trailing_stop: bool = True
+    default_stp: SelfTradePreventionMode = SelfTradePreventionMode.NONE
+    allowed_stp: frozenset[SelfTradePreventionMode] = ALL_STP_MODES
+    market_step: int = 1
+    rules: SymbolRules | None = None
+
+    @classmethod
+    def from_rules(cls, rules: SymbolRules, raw: Mapping[str, Any] | None = None, market: Market = Market.SPOT) -> SymbolSpec:
+        """Build from parsed filters (and the raw exchangeInfo symbol dict for the STP/OTO/trailing flags)."""
+        raw = raw or {}
+        mls = rules.get("MARKET_LOT_SIZE")
+        step = getattr(mls, "step_size", 0) or rules.step_size or 1
+        stp_default = raw.get("defaultSelfTradePreventionMode")
+        stp_allowed = raw.get("allowedSelfTradePreventionModes")
+        return cls(
+            instrument=instrument_id(rules.symbol, market),
+            symbol=rules.symbol,
+            base_asset=rules.base_asset,
+            quote_asset=rules.quote_asset,
+            status=rules.status,
+            order_types=frozenset(OrderType(t) for t in rules.order_types if t in OrderType.__members__),
+            iceberg_allowed=rules.iceberg_allowed,
+            oco_allowed=rules.oco_allowed,
+            oto_allowed=bool(raw.get("otoAllowed", True)),
+            quote_order_qty_market_allowed=rules.quote_order_qty_market_allowed,
+            allow_trailing_stop=bool(raw.get("allowTrailingStop", True)),
+            default_stp=SelfTradePreventionMode(stp_default) if stp_default else SelfTradePreventionMode.NONE,
+            allowed_stp=frozenset(SelfTradePreventionMode(m) for m in stp_allowed) if stp_allowed else ALL_STP_MODES,
+            market_step=step,
+            rules=rules,
+        )
+
+
+class SimConfig(msgspec.Struct, frozen=True, gc=False):
+    """Venue behaviour switches; every default is the choice documented in docs/sim-venue.md."""
+
+    consume_liquidity: bool = True
+    """Our taker fills remove the quantity they took from the market book until it is next updated."""
+    emit_balance_updates: bool = True
+    """One BalanceUpdated (outboundAccountPosition) after every input that changed a balance."""
+    dedupe_ttl_ns: int = 60 * 1_000_000_000
+    """Window in which an identical request with the same client id is a retry (0 = Binance's rule only)."""
+    dedupe_capacity: int = 100_000
+    order_history: int = 100_000
+    """Finished orders kept queryable (oldest forgotten first)."""
+    oco_done_on_trigger: bool = True
+    """True: an OCO list is ALL_DONE once one leg acted and the other expired; False: once every leg is final."""
+    client_id_pattern: str | None = DEFAULT_CLIENT_ID_PATTERN
+    last_price_from_quotes: bool = False
+    """Also move the last price (stop triggers, OCO price rules) to the quote mid: for quote-only data."""
+
+
+class FeeModel(Protocol):
+    """Commission of one fill: ``(asset, amount e8)``; negative amount = rebate.
+
+    Binance charges the received asset (base on a BUY, quote on a SELL) unless the fee is
+    paid in BNB. When the returned asset is neither and the account's free balance of it is
+    short, the venue asks again with ``pay_in_bnb=False`` (the reference: "if BNB is
+    insufficient, the full fee is taken from the received asset").
+    """
+
+    def commission(
+        self,
+        liquidity: Liquidity,
+        quote_notional_e8: int,
+        *,
+        side: OrderSide,
+        qty_e8: int,
+        price_e8: int,
+        base_asset: str,
+        quote_asset: str,
+        ts: int,
+        pay_in_bnb: bool = True,
+    ) -> tuple[str, int]: ...
+
+
+class FlatFee:
+    """Built-in default: one maker and one taker rate (e8, 0.001 = 100_000), in the received asset, truncated."""
+
+    def __init__(self, maker_rate_e8: int = 100_000, taker_rate_e8: int = 100_000) -> None:
+        self.maker_rate_e8 = maker_rate_e8
+        self.taker_rate_e8 = taker_rate_e8
+
+    def commission(
+        self,
+        liquidity: Liquidity,
+        quote_notional_e8: int,
+        *,
+        side: OrderSide,
+        qty_e8: int,
+        price_e8: int,
+        base_asset: str,
+        quote_asset: str,
+        ts: int,
+        pay_in_bnb: bool = True,
+    ) -> tuple[str, int]:
+        rate = self.maker_rate_e8 if liquidity is Liquidity.MAKER else self.taker_rate_e8
+        if side is OrderSide.BUY:
+            return base_asset, qty_e8 * rate // SCALE
+        return quote_asset, quote_notional_e8 * rate // SCALE
+
+
+class OrderChecker(Protocol):
+    """Filter checks for one new order; raises ``RequestRejected`` (-1013 / -1111 ...) or returns."""
+
+    def __call__(
+        self,
+        spec: SymbolSpec,
+        order: OrderParams,
+        *,
+        avg_price_e8: int | Callable[[int], int | None] | None,
+        last_price_e8: int | None,
+        open_orders_count: int,
+        open_algo_count: int,
+        open_iceberg_count: int,
+        adding: int,
+        base_position_e8: int | None,
+    ) -> None: ...
+
+
+def rules_checker(
+    spec: SymbolSpec,
+    order: OrderParams,
+    *,
+    avg_price_e8: int | Callable[[int], int | None] | None,
+    last_price_e8: int | None,
+    open_orders_count: int,
+    open_algo_count: int,
+    open_iceberg_count: int,
+    adding: int,
+    base_position_e8: int | None,
+) -> None:
+    """The default checker: the symbol's exchangeInfo filters (none when the spec has no rules)."""
+    if spec.rules is None:
+        return
+    check_order(
+        spec.rules,
+        order,
+        avg_price_e8=avg_price_e8,
+        last_price_e8=last_price_e8,
+        open_orders_count=open_orders_count,
+        open_algo_count=open_algo_count,
+        open_iceberg_count=open_iceberg_count,
+        adding=adding,
+        base_position_e8=base_position_e8,
+    )
+
+
+class ImpactModel(Protocol):
+    """Optional price impact on our taker fills: an adverse offset (e8) added to every level a taker walks."""
+
+    def offset(self, instrument: InstrumentId, side: OrderSide, qty_e8: int, ts: int) -> int: ...
+
+    def on_fill(self, instrument: InstrumentId, side: OrderSide, price_e8: int, qty_e8: int, ts: int) -> None: ...
+
+
+class _Symbol:
+    """Per-symbol venue state: spec, matcher book, open orders and ids, counters."""
+
+    __slots__ = (
+        "book",
+        "n_algo",
+        "n_iceberg",
+        "open",
+        "open_cids",
+        "open_list_cids",
+        "prevented_match_id",
+        "spec",
+        "track_position",
+        "trade_id",
+    )
+
+    def __init__(self, spec: SymbolSpec) -> None:
+        self.spec = spec
+        windows = tuple(m * NS_PER_MIN for m in spec.rules.avg_price_windows) if spec.rules else ()
+        self.book = SymbolBook(tuple(w for w in windows if w > 0))
+        self.open: dict[int, Order] = {}
+        self.open_cids: dict[str, Order] = {}
+        self.open_list_cids: dict[str, OrderList] = {}
+        self.n_algo = 0
+        self.n_iceberg = 0
+        self.trade_id = 0
+        self.prevented_match_id = -1
+        self.track_position = spec.rules is not None and spec.rules.get("MAX_POSITION") is not None
+
+
+class _Reject(Exception):
+    """Internal: abort a placement with Binance's error (turned into OrderRejected)."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(code, msg)
+        self.code = code
+        self.msg = msg
+
+
+def _leg_namer(shape: ListShape, index: int) -> Callable[[str], str]:
+    def name(n: str) -> str:
+        return leg_param(shape, index, n)
+
+    return name
+
+
+def _param(name: str, prefix: Callable[[str], str] | None) -> str:
+    return prefix(name) if prefix else name
+
+
+def _mandatory(name: str, prefix: Callable[[str], str] | None) -> _Reject:
+    return _Reject(-1102, f"Mandatory parameter '{_param(name, prefix)}' was not sent, was empty/null, or malformed.")
+
+
+def _not_required(name: str, prefix: Callable[[str], str] | None) -> _Reject:
+    return _Reject(-1106, f"Parameter '{_param(name, prefix)}' sent when not required.")
+
+
+# --------------------------------------------------------------------------- the venue
+
+
+class SimVenue:
+    """Simulated Binance spot venue for one account. See the module docstring."""
+
+    def __init__(
+        self,
+        symbols: Iterable[SymbolSpec],
+        balances: Mapping[str, int] | None = None,
+        *,
+        config: SimConfig | None = None,
+        fee_model: FeeModel | None = None,
+        checker: OrderChecker | None = None,
+        queue_model: QueueModel | None = None,
+        impact: ImpactModel | None = None,
+    ) -> None:
+        self.config = config or SimConfig()
+        self.account = Account(balances)
+        self.fees: FeeModel = fee_model or FlatFee()
+        self.checker: OrderChecker = checker or rules_checker
+        self.queue: QueueModel = queue_model or RiskAverseQueue()
+        self.impact = impact
+        self._symbols: dict[InstrumentId, _Symbol] = {}
+        for spec in symbols:
+            if spec.instrument in self._symbols:
+                raise ValueError(f"symbol {spec.instrument} given twice")
+            self._symbols[spec.instrument] = _Symbol(spec)
+        self._orders: dict[int, Order] = {}
+        self._finished: deque[int] = deque()
+        self._by_cid: dict[tuple[InstrumentId, str], int] = {}
+        self._lists: dict[int, OrderList] = {}
+        self._recent: RecentRequests[SubmitOrder] = RecentRequests(self.config.dedupe_ttl_ns, self.config.dedupe_capacity)
+        self._recent_lists: RecentRequests[SubmitOrderList] = RecentRequests(
+            self.config.dedupe_ttl_ns, self.config.dedupe_capacity
+        )
+        self._cid_re = re.compile(self.config.client_id_pattern) if self.config.client_id_pattern else None
+        self._next_order_id = 1
+        self._next_list_id = 0
+        self._next_exec_id = 1
+        self._next_cid = 1
+        self._now = 0
+        self._dirty: set[_Symbol] = set()
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def market_kinds(self) -> frozenset[int]:
+        """Market event kinds that can move our orders."""
+        return frozenset({Kind.TRADE, Kind.AGG_TRADE, Kind.QUOTE, Kind.BOOK_DELTA, Kind.BOOK_SNAPSHOT, Kind.BOOK_GAP})
+
+    def handle(self, command: AnyCommand, ts: int) -> list[Event]:
+        """Apply one command at venue time ``ts`` (int ns); returns the events it caused, in order."""
+        self._now = ts
+        out: list[Event] = []
+        t = type(command)
+        if t is SubmitOrder:
+            self._submit(command, ts, out)  # type: ignore[arg-type]
+        elif t is CancelOrder:
+            self._cancel(command, ts, out)  # type: ignore[arg-type]
+        elif t is SubmitOrderList:
+            self._submit_list(command, ts, out)  # type: ignore[arg-type]
+        elif t is CancelOrderList:
+            self._cancel_list_cmd(command, ts, out)  # type: ignore[arg-type]
+        elif t is CancelAllOrders:
+            self._cancel_all(command, ts, out)  # type: ignore[arg-type]
+        elif t is QueryOrder:
+            self._query(command, ts, out)  # type: ignore[arg-type]
+        else:
+            raise TypeError(f"SimVenue cannot handle {t.__name__}")
+        self._flush(ts, out)
+        return out
+
+    def on_market(self, event: Event, now_ns: int | None = None) -> list[Event]:
+        """See one market event (at ``now_ns``, default its ``ts_recv``); returns the fills/triggers it caused."""
+        st = self._symbols.get(event.instrument)
+        if st is None:
+            return []
+        ts = event.ts_recv if now_ns is None else now_ns
+        self._now = ts
+        out: list[Event] = []
+        k = event.kind
+        if k is Kind.TRADE or k is Kind.AGG_TRADE:
+            assert isinstance(event, TradeReceived | AggTradeReceived)
+            self._on_trade(st, event.price, event.qty, event.buyer_maker, ts, out)
+        elif k is Kind.QUOTE:
+            assert isinstance(event, QuoteReceived)
+            self._on_quote(st, event, ts, out)
+        elif k is Kind.BOOK_DELTA:
+            assert isinstance(event, BookDeltaReceived)
+            self._on_levels(st, event.bids, event.asks, ts, out)
+        elif k is Kind.BOOK_SNAPSHOT:
+            assert isinstance(event, BookSnapshotReceived)
+            self._on_snapshot(st, event, ts, out)
+        elif k is Kind.BOOK_GAP:
+            assert isinstance(event, BookGapDetected)
+            st.book.book.clear()
+        else:
+            return out
+        self._flush(ts, out)
+        return out
+
+    def order(self, order_id: int) -> OrderSnapshot | None:
+        """Snapshot of an order (open, or finished and still in history)."""
+        o = self._orders.get(order_id)
+        return o.snapshot(self._symbols[o.instrument].spec.symbol) if o is not None else None
+
+    def order_by_client_id(self, instrument: InstrumentId, client_order_id: str) -> OrderSnapshot | None:
+        """The most recent order with this client id on the instrument."""
+        oid = self._by_cid.get((instrument, client_order_id))
+        return self.order(oid) if oid is not None else None
+
+    def open_orders(self, instrument: InstrumentId | None = None) -> list[OrderSnapshot]:
+        """Open orders (all instruments when None), in order-id order."""
+        out: list[OrderSnapshot] = []
+        for st in self._symbols.values():
+            if instrument is None or st.spec.instrument == instrument:
+                out.extend(o.snapshot(st.spec.symbol) for o in st.open.values())
+        return sorted(out, key=lambda s: s.order_id)
+
+    def order_list(self, order_list_id: int) -> OrderList | None:
+        return self._lists.get(order_list_id)
+
+    def balances(self) -> dict[str, tuple[int, int]]:
+        """``asset -> (free, locked)``."""
+        acct = self.account
+        return {a: (acct.free_of(a), acct.locked_of(a)) for a in acct.assets()}
+
+    def last_price(self, instrument: InstrumentId) -> int | None:
+        return self._symbols[instrument].book.last_price
+
+    def market_book(self, instrument: InstrumentId) -> SymbolBook:
+        """The matcher's view of one symbol (for tests and reports; do not mutate)."""
+        return self._symbols[instrument].book
+
+    def reserved(self) -> dict[str, int]:
+        """What open orders and linked OCO pairs hold locked, per asset (must equal the account's locked)."""
+        out: dict[str, int] = {}
+        for st in self._symbols.values():
+            spec = st.spec
+            for o in st.open.values():
+                if o.locked:
+                    a = spec.quote_asset if o.is_buy else spec.base_asset
+                    out[a] = out.get(a, 0) + o.locked
+        for lst in self._lists.values():
+            if lst.locked and lst.pair is not None:
+                spec = self._symbols[lst.instrument].spec
+                a = spec.quote_asset if lst.pair[0].is_buy else spec.base_asset
+                out[a] = out.get(a, 0) + lst.locked
+        return out
+
+    # ----------------------------------------------------------------- helpers
+
+    def _exec_id(self) -> int:
+        i = self._next_exec_id
+        self._next_exec_id = i + 1
+        return i
+
+    def _new_cid(self) -> str:
+        """A deterministic 22-character id (``x-`` + 20 hex digits) for requests that sent none."""
+        n = (self._next_cid * _ID_MULT) & _ID_MASK
+        self._next_cid += 1
+        return f"x-{n:020x}"
+
+    def _flush(self, ts: int, out: list[Event]) -> None:
+        if self.account.changed:
+            changes = self.account.take_changes()
+            if self.config.emit_balance_updates and out and changes:
+                inst = out[-1].instrument
+                out.append(BalanceUpdated(0, ts, ts, inst, changes))
+
+    def _reject(self, cmd: SubmitOrder | SubmitOrderList, cid: str, code: int, msg: str, ts: int, out: list[Event]) -> None:
+        reason = _REASON_OF_MSG.get(msg, RejectReason.NONE) if code == -2010 else RejectReason.NONE
+        list_cid = ""
+        if isinstance(cmd, SubmitOrderList):
+            list_cid = cmd.list_client_order_id or ""
+        out.append(OrderRejected(0, ts, ts, cmd.instrument, cid, code, msg, reason, list_cid))
+
+    def _client_id(self, given: str | None, param: str) -> str:
+        if given is None:
+            return self._new_cid()
+        if not given:
+            raise _Reject(-1118, "New client order ID was empty.")
+        if self._cid_re is not None and not self._cid_re.match(given):
+            pattern = self.config.client_id_pattern
+            raise _Reject(-1100, f"Illegal characters found in parameter '{param}'; legal range is '{pattern}'.")
+        return given
+
+    def _stp(self, mode: SelfTradePreventionMode | None, spec: SymbolSpec) -> SelfTradePreventionMode:
+        if mode is None:
+            return spec.default_stp
+        if mode not in spec.allowed_stp:
+            raise _Reject(-1013, "This symbol does not allow the specified self-trade prevention mode.")
+        return mode
+
+    def _validate(
+        self,
+        spec: SymbolSpec,
+        side: OrderSide,
+        otype: OrderType,
+        quantity: int,
+        price: int,
+        tif: TimeInForce | None,
+        quote_qty: int,
+        stop_price: int,
+        trailing_delta: int,
+        iceberg_qty: int,
+        prefix: Callable[[str], str] | None = None,
+    ) -> TimeInForce:
+        """Parameter rules per type (reference §1, §2); returns the effective timeInForce."""
+        if otype not in spec.order_types:
+            raise _Reject(-1013, _UNSUPPORTED_TYPE_MSG.get(otype, "Unsupported order combination"))
+        if min(quantity, price, quote_qty, stop_price, trailing_delta, iceberg_qty) < 0:
+            raise _Reject(-1013, "Price * QTY is zero or less.")
+        if otype is OrderType.MARKET:
+            if quantity and quote_qty:
+                raise _not_required("quoteOrderQty", prefix)
+            if not quantity and not quote_qty:
+                raise _Reject(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
+            if quote_qty and not spec.quote_order_qty_market_allowed:
+                raise _Reject(-1013, "Quote order qty market orders are not support for this symbol.")
+        else:
+            if quote_qty:
+                raise _not_required("quoteOrderQty", prefix)
+            if not quantity:
+                raise _mandatory("quantity", prefix)
+        if otype in LIMIT_PRICED_TYPES:
+            if not price:
+                raise _mandatory("price", prefix)
+        elif price:
+            raise _not_required("price", prefix)
+        if otype in TIF_TYPES:
+            if tif is None:
+                raise _mandatory("timeInForce", prefix)
+        elif tif is not None:
+            raise _Reject(-1114, "TimeInForce parameter sent when not required.")
+        if otype in STOP_TYPES:
+            if not stop_price and not trailing_delta:
+                raise _Reject(
+                    -1102,
+                    f"Param '{_param('stopPrice', prefix)}' or '{_param('trailingDelta', prefix)}' must be sent, "
+                    "but both were empty/null!",
+                )
+            if trailing_delta and not spec.allow_trailing_stop:
+                raise _Reject(-1013, "Trailing stop orders are not supported for this symbol.")
+        else:
+            if stop_price:
+                raise _not_required("stopPrice", prefix)
+            if trailing_delta:
+                raise _not_required("trailingDelta", prefix)
+        if iceberg_qty:
+            if otype not in LIMIT_PRICED_TYPES:
+                raise _Reject(-1013, "Unsupported order combination")
+            if not spec.iceberg_allowed:
+                raise _Reject(-1013, "Iceberg orders are not supported for this symbol.")
+            if tif is not None and tif is not TimeInForce.GTC:
+                raise _Reject(-1013, "Unsupported order combination")
+            if iceberg_qty >= quantity:
+                raise _Reject(-1013, "IcebergQty exceeds QTY.")
+        return tif if tif is not None else TimeInForce.GTC
+
+    def _check_filters(self, st: _Symbol, params: OrderParams, adding: int, ts: int) -> None:
+        bk = st.book
+        position = None
+        if st.track_position:
+            acct = self.account
+            base = st.spec.base_asset
+            position = acct.free_of(base) + acct.locked_of(base) + sum(o.remaining for o in st.open.values() if o.is_buy)
+        try:
+            self.checker(
+                st.spec,
+                params,
+                avg_price_e8=(lambda mins: bk.vwap(mins * NS_PER_MIN, ts)) if bk.vwaps else None,
+                last_price_e8=bk.last_price,
+                open_orders_count=len(st.open),
+                open_algo_count=st.n_algo,
+                open_iceberg_count=st.n_iceberg,
+                adding=adding,
+                base_position_e8=position,
+            )
+        except RequestRejected as exc:
+            raise _Reject(exc.code, exc.msg) from None
+
+    def _symbol_for(self, instrument: InstrumentId, trading: bool) -> _Symbol:
+        st = self._symbols.get(instrument)
+        if st is None:
+            raise _Reject(-1121, "Invalid symbol.")
+        status = st.spec.status
+        if trading and status != "TRADING" or not trading and status not in ("TRADING", "CANCEL_ONLY"):
+            raise _Reject(-1013, "Market is closed.")
+        return st
+
+    # ----------------------------------------------------------------- new order
+
+    def _submit(self, cmd: SubmitOrder, ts: int, out: list[Event]) -> None:
+        cid = cmd.client_order_id or ""
+        try:
+            st = self._symbol_for(cmd.instrument, True)
+            spec = st.spec
+            tif = self._validate(
+                spec, cmd.side, cmd.order_type, cmd.quantity, cmd.price, cmd.time_in_force,
+                cmd.quote_order_qty, cmd.stop_price, cmd.trailing_delta, cmd.iceberg_qty,
+            )
+            cid = self._client_id(cmd.client_order_id, "newClientOrderId")
+            stp = self._stp(cmd.stp_mode, spec)
+            if spec.rules is not None or self.checker is not rules_checker:
+                params = OrderParams(
+                    spec.symbol, cmd.side.value, cmd.order_type.value,
+                    cmd.price or None, cmd.quantity or None, cmd.quote_order_qty or None,
+                    cmd.stop_price or None, cmd.iceberg_qty or None, cmd.trailing_delta or None,
+                )
+                self._check_filters(st, params, 1, ts)
+            if cid in st.open_cids:
+                raise _Reject(-2010, DUPLICATE)
+            if cmd.client_order_id is not None and self._recent.retry_of(cid, cmd, ts) is not None:
+                raise _Reject(-2010, DUPLICATE)
+            o = Order(
+                self._next_order_id, cid, cmd.instrument, cmd.side, cmd.order_type, tif, cmd.quantity, cmd.price,
+                cmd.stop_price, cmd.quote_order_qty, cmd.iceberg_qty, cmd.trailing_delta, stp, -1, ts,
+            )
+            o.strategy_id = cmd.strategy_id
+            o.strategy_type = cmd.strategy_type
+            self._engine_checks(st, o)
+            if o.quote_qty:
+                o.qty = self._dry_run(st, o)[1]
+                if not o.qty:
+                    raise _Reject(-2010, "Order book liquidity is less than symbol minimum quantity.")
+            amount = self._lock_needed(st, o)
+            if not self.account.try_lock(spec.quote_asset if o.is_buy else spec.base_asset, amount):
+                raise _Reject(-2010, INSUFFICIENT_BALANCE)
+        except _Reject as rej:
+            self._reject(cmd, cid, rej.code, rej.msg, ts, out)
+            return
+        o.locked = amount
+        self._next_order_id += 1
+        if cmd.client_order_id is not None:
+            self._recent.remember(cid, cmd, o.order_id, ts)
+        self._accept(st, o, OrderAction.ACCEPT, ts, out)
+        self._start(st, o, ts, out)
+        self._run_triggers(st, ts, out)
+
+    def _engine_checks(self, st: _Symbol, o: Order) -> None:
+        """Matching-engine rules that depend on the market: trigger side and post-only."""
+        if o.order_type in STOP_TYPES and o.stop_price:
+            last = st.book.last_price
+            if last is not None:
+                rises = rises_to_trigger(o.order_type, o.side)
+                if (last >= o.stop_price) if rises else (last <= o.stop_price):
+                    raise _Reject(-2010, WOULD_TRIGGER)
+        if o.order_type is OrderType.LIMIT_MAKER and st.book.crosses(o.is_buy, o.price):
+            raise _Reject(-2010, WOULD_TAKE)
+
+    def _lock_needed(self, st: _Symbol, o: Order) -> int:
+        """What placing ``o`` locks: base qty for a SELL; for a BUY the quote it can spend at most."""
+        t = o.order_type
+        if not o.is_buy:
+            return o.qty
+        if t is OrderType.MARKET:
+            return o.quote_qty if o.quote_qty else self._dry_run(st, o)[0]
+        if t in LIMIT_PRICED_TYPES:
+            return notional_ceil(o.price, o.qty)
+        return notional_ceil(o.stop_price or (st.book.last_price or 0), o.qty)
+
+    def _dry_run(self, st: _Symbol, o: Order) -> tuple[int, int]:
+        """(quote cost, base qty) a MARKET order would execute against what is displayed now (no mutation).
+
+        A ``quoteOrderQty`` order buys (sells) whole ``market_step`` s while the quote spent (received)
+        stays within ``quoteOrderQty``. Our own opposite orders count only when the taker's STP mode
+        is NONE (any other mode prevents those matches).
+        """
+        cost = base = 0
+        step = st.spec.market_step
+        offset = self._impact_offset(st, o)
+        budget = o.quote_qty
+        if not budget and not offset:  # fast path: the best displayed level covers the order, ahead of ours
+            best = st.book.market_opposite(o.is_buy).best()
+            own_best = st.book.own(not o.is_buy).best()
+            if best is not None and best[1] >= o.qty and (
+                own_best is None or (own_best > best[0] if o.is_buy else own_best < best[0])
+            ):
+                return notional(best[0], o.qty), o.qty
+        for price, qty, own in st.book.liquidity(o.is_buy, None):
+            if own is not None:
+                if o.stp is not SelfTradePreventionMode.NONE:
+                    continue
+                qty = own.remaining
+            px = price + offset if o.is_buy else price - offset
+            if px <= 0:
+                break
+            q = min(qty, (budget - cost) * SCALE // px // step * step) if budget else min(qty, o.qty - base)
+            if q <= 0:
+                break
+            cost += notional(px, q)
+            base += q
+        return cost, base
+
+    def _impact_offset(self, st: _Symbol, o: Order) -> int:
+        if self.impact is None:
+            return 0
+        return self.impact.offset(st.spec.instrument, o.side, o.qty or 0, self._now)
+
+    def _accept(self, st: _Symbol, o: Order, action: OrderAction, ts: int, out: list[Event]) -> None:
+        o.status = next_status(None, action, o.order_id)
+        self._orders[o.order_id] = o
+        st.open[o.order_id] = o
+        st.open_cids[o.client_order_id] = o
+        self._by_cid[(o.instrument, o.client_order_id)] = o.order_id
+        if o.order_type in STOP_TYPES:
+            st.n_algo += 1
+        if o.iceberg_qty:
+            st.n_iceberg += 1
+        if action is OrderAction.ACCEPT and o.order_type not in STOP_TYPES:
+            o.working_time = ts
+        out.append(self._accepted_event(o, ts))
+
+    def _accepted_event(self, o: Order, ts: int) -> OrderAccepted:
+        return OrderAccepted(
+            0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.side, o.order_type, o.tif, o.qty, o.price,
+            o.stop_price, o.quote_qty, o.iceberg_qty, o.list_id, o.status or OrderStatus.NEW, o.working_time,
+            o.stp, self._exec_id(), o.trailing_delta,
+        )
+
+    def _start(self, st: _Symbol, o: Order, ts: int, out: list[Event]) -> None:
+        """After acceptance: wait for the trigger, or work now."""
+        if o.order_type in STOP_TYPES:
+            if o.trailing_delta and not o.stop_price and st.book.last_price is not None:
+                o.trailing_time = ts
+                o.trail_ref = st.book.last_price
+            st.book.triggers.add(o, rises_to_trigger(o.order_type, o.side))
+            return
+        self._work(st, o, ts, out)
+
+    def _work(self, st: _Symbol, o: Order, ts: int, out: list[Event]) -> None:
+        """Execute a working order: take what it may, then rest or expire per type and timeInForce."""
+        o.working_time = ts if o.working_time < 0 else o.working_time
+        if o.order_type in _MARKET_LIKE:
+            self._take(st, o, None, ts, out)
+            if o.is_open:
+                reason = ExpiryReason.INSUFFICIENT_LIQUIDITY
+                self._expire(st, o, reason, ts, out)
+            return
+        if o.tif is TimeInForce.FOK and not self._fok_fillable(st, o):
+            self._expire(st, o, ExpiryReason.UNFILLED_FOK_ORDER_EXPIRED, ts, out)
+            return
+        if o.order_type is not OrderType.LIMIT_MAKER and st.book.crosses(o.is_buy, o.price):
+            self._take(st, o, o.price, ts, out)
+        elif o.order_type is OrderType.LIMIT_MAKER and st.book.crosses(o.is_buy, o.price):
+            self._expire(st, o, ExpiryReason.REJECTED, ts, out)  # a pending LIMIT_MAKER leg placed too late
+            return
+        if not o.is_open:
+            return
+        if o.tif is TimeInForce.IOC:
+            self._expire(st, o, ExpiryReason.UNFILLED_IOC_QUANTITY_EXPIRED, ts, out)
+        elif o.tif is TimeInForce.FOK:
+            self._expire(st, o, ExpiryReason.UNFILLED_FOK_ORDER_EXPIRED, ts, out)
+        else:
+            self._rest(st, o)
+
+    def _fok_fillable(self, st: _Symbol, o: Order) -> bool:
+        need = o.remaining
+        for _, qty, own in st.book.liquidity(o.is_buy, o.price):
+            if own is not None:
+                if o.stp is not SelfTradePreventionMode.NONE:
+                    return False
+                qty = own.remaining
+            need -= qty
+            if need <= 0:
+                return True
+        return False
+
+    def _rest(self, st: _Symbol, o: Order) -> None:
+        o.working = True
+        market_side = st.book.book.bids if o.is_buy else st.book.book.asks
+        o.queue_ahead = self.queue.initial(market_side.qty(o.price))
+        if o.iceberg_qty:
+            o.visible_left = min(o.iceberg_qty, o.remaining)
+        st.book.own(o.is_buy).add(o)
+
+    # ----------------------------------------------------------------- taking liquidity
+
+    def _take(self, st: _Symbol, o: Order, limit: int | None, ts: int, out: list[Event]) -> None:
+        """Walk market levels and our own opposite orders (self-trade prevention) while ``o`` can trade."""
+        bk = st.book
+        consume = self.config.consume_liquidity
+        market = bk.market_opposite(o.is_buy)
+        step = st.spec.market_step
+        offset = self._impact_offset(st, o)
+        market_buy = o.is_buy and o.order_type in _MARKET_LIKE
+        for price, qty, own in bk.liquidity(o.is_buy, limit):
+            if not o.is_open:
+                break
+            if own is not None:
+                if own.is_open and own is not o:
+                    self._self_match(st, o, own, price, ts, out)
+                continue
+            px = price + offset if o.is_buy else price - offset
+            if px <= 0 or (limit is not None and (px > limit if o.is_buy else px < limit)):
+                break
+            q = min(qty, o.remaining)
+            if market_buy and notional(px, q) > o.locked:
+                q = min(q, o.locked * SCALE // px // step * step)
+                if q <= 0:
+                    self._expire(st, o, ExpiryReason.EXCHANGE_CANCELED, ts, out)
+                    break
+            if q <= 0:
+                break
+            self._fill(st, o, px, q, False, self._trade_id(st), ts, out)
+            if self.impact is not None:
+                self.impact.on_fill(st.spec.instrument, o.side, px, q, ts)
+            if consume:
+                market.set(price, qty - q)
+            if o.remaining <= 0:  # done: do not pull the next level
+                break
+        if o.list_id >= 0 and o.executed:
+            lst = self._lists.get(o.list_id)
+            if lst is not None and lst.is_open:
+                self._leg_acted(st, lst, o, ts, out)
+
+    def _trade_id(self, st: _Symbol) -> int:
+        st.trade_id += 1
+        return st.trade_id
+
+    def _fill(self, st: _Symbol, o: Order, price: int, q: int, maker: bool, trade_id: int, ts: int, out: list[Event]) -> None:
+        """One trade of ``o``: move balances, charge the fee, advance the status, report it."""
+        spec = st.spec
+        acct = self.account
+        quote = price * q // SCALE
+        if o.is_buy:
+            acct.pay_locked(spec.quote_asset, quote)
+            o.locked -= quote
+            acct.receive(spec.base_asset, q)
+        else:
+            acct.pay_locked(spec.base_asset, q)
+            o.locked -= q
+            acct.receive(spec.quote_asset, quote)
+        fee_asset, fee = self._commission(spec, o, price, q, quote, maker, ts)
+        if fee:
+            acct.charge_fee(fee_asset, fee)
+        o.executed += q
+        o.cum_quote += quote
+        o.update_time = ts
+        done = o.remaining <= 0
+        o.status = next_status(o.status, OrderAction.FILL if done else OrderAction.PARTIAL_FILL, o.order_id)
+        out.append(
+            OrderFilled(
+                0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.side, price, q, quote, o.executed,
+                o.cum_quote, o.status, fee, fee_asset, trade_id, maker, o.list_id, self._exec_id(),
+            )
+        )
+        if not maker:  # our aggression prints a trade; a passive fill is inside a market print already
+            st.book.last_price = price
+            self._dirty.add(st)
+        if done:
+            self._close(st, o)
+        elif o.is_buy and o.order_type in LIMIT_PRICED_TYPES:
+            self._release_surplus(st, o)
+
+    def _commission(
+        self, spec: SymbolSpec, o: Order, price: int, q: int, quote: int, maker: bool, ts: int
+    ) -> tuple[str, int]:
+        liq = Liquidity.MAKER if maker else Liquidity.TAKER
+        asset, fee = self.fees.commission(
+            liq, quote, side=o.side, qty_e8=q, price_e8=price, base_asset=spec.base_asset,
+            quote_asset=spec.quote_asset, ts=ts,
+        )
+        received = spec.base_asset if o.is_buy else spec.quote_asset
+        if asset != received and fee > self.account.free_of(asset):
+            asset, fee = self.fees.commission(
+                liq, quote, side=o.side, qty_e8=q, price_e8=price, base_asset=spec.base_asset,
+                quote_asset=spec.quote_asset, ts=ts, pay_in_bnb=False,
+            )
+        return asset, fee
+
+    def _release_surplus(self, st: _Symbol, o: Order) -> None:
+        """A BUY limit keeps locked exactly ceil(price x remaining); the rest (price improvement) goes back."""
+        need = notional_ceil(o.price, o.remaining)
+        if o.locked > need:
+            self.account.unlock(st.spec.quote_asset, o.locked - need)
+            o.locked = need
+
+    # ----------------------------------------------------------------- self-trade prevention
+
+    def _self_match(self, st: _Symbol, taker: Order, maker: Order, price: int, ts: int, out: list[Event]) -> None:
+        """Our taker meets our own resting order: trade (NONE) or prevent per the taker's STP mode."""
+        mode = taker.stp
+        if mode is SelfTradePreventionMode.NONE:
+            q = min(taker.remaining, maker.remaining)
+            if q <= 0:
+                return
+            tid = self._trade_id(st)
+            self._fill(st, taker, price, q, False, tid, ts, out)
+            self._maker_fill(st, maker, q, tid, ts, out)
+            return
+        st.prevented_match_id += 1
+        pmid = st.prevented_match_id
+        expire_taker = mode is SelfTradePreventionMode.EXPIRE_TAKER or mode is SelfTradePreventionMode.EXPIRE_BOTH
+        expire_maker = mode is SelfTradePreventionMode.EXPIRE_MAKER or mode is SelfTradePreventionMode.EXPIRE_BOTH
+        if mode is SelfTradePreventionMode.DECREMENT or mode is SelfTradePreventionMode.TRANSFER:
+            # TRANSFER between orders of one account is DECREMENT (the transfer nets to zero).
+            q = min(taker.remaining, maker.remaining)
+            self._prevent(st, taker, maker, price, q, pmid, True, ts, out)
+            self._prevent(st, maker, taker, price, q, pmid, False, ts, out)
+            return
+        if expire_taker:
+            self._prevent(st, taker, maker, price, taker.remaining, pmid, True, ts, out)
+        if expire_maker:
+            self._prevent(st, maker, taker, price, maker.remaining, pmid, False, ts, out)
+
+    def _prevent(
+        self, st: _Symbol, o: Order, counter: Order, price: int, q: int, pmid: int, taker: bool, ts: int, out: list[Event]
+    ) -> None:
+        """Add ``q`` to ``o``'s prevented quantity; expire it (EXPIRED_IN_MATCH) when nothing is left."""
+        o.prevented += q
+        o.prevented_match_id = pmid
+        o.update_time = ts
+        gone = o.remaining <= 0
+        o.status = next_status(o.status, OrderAction.EXPIRE_IN_MATCH if gone else OrderAction.PREVENT, o.order_id)
+        if gone:
+            o.expiry_reason = ExpiryReason.NONE
+        out.append(
+            OrderTradePrevented(
+                0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.status, pmid, price, q, o.prevented,
+                counter.order_id, taker, o.executed, o.cum_quote, o.list_id, self._exec_id(),
+            )
+        )
+        if gone:
+            self._close(st, o)
+            self._after_leg_final(st, o, ts, out)
+        elif o.is_buy and o.order_type in LIMIT_PRICED_TYPES:
+            self._release_surplus(st, o)
+        elif not o.is_buy and o.locked > o.remaining and o.order_type not in _MARKET_LIKE:
+            self.account.unlock(st.spec.base_asset, o.locked - o.remaining)
+            o.locked = o.remaining
+
+    # ----------------------------------------------------------------- resting orders filled by the market
+
+    def _maker_fill(self, st: _Symbol, m: Order, q: int, trade_id: int, ts: int, out: list[Event]) -> None:
+        """A resting order of ours trades ``q`` at its own price; list effects follow the trade."""
+        lst = self._lists.get(m.list_id) if m.list_id >= 0 else None
+        if lst is not None and lst.pair is not None:
+            self._take_pair_lock(st, lst, m)
+        if m.iceberg_qty:
+            m.visible_left -= q
+        self._fill(st, m, m.price, q, True, trade_id, ts, out)
+        if m.iceberg_qty and m.is_open and m.visible_left <= 0:
+            m.visible_left = min(m.iceberg_qty, m.remaining)
+            side = st.book.book.bids if m.is_buy else st.book.book.asks
+            m.queue_ahead = self.queue.initial(side.qty(m.price))
+        if lst is not None:
+            self._leg_acted(st, lst, m, ts, out)
+
+    def _on_trade(self, st: _Symbol, price: int, qty: int, buyer_maker: bool, ts: int, out: list[Event]) -> None:
+        bk = st.book
+        bk.last_price = price
+        for v in bk.vwaps.values():
+            v.add(ts, price, qty)
+        own = bk.bids if buyer_maker else bk.asks  # a selling taker hits bids, a buying taker lifts asks
+        best = own.best()
+        if best is not None and (best >= price if buyer_maker else best <= price):
+            budget = qty
+            queue = self.queue
+            for p in own.prices_from_best(price):
+                level = own.levels.get(p)
+                if not level:
+                    continue
+                touch = p == price
+                for m in list(level.values()):
+                    if budget <= 0:
+                        break
+                    if not m.is_open:
+                        continue
+                    if touch:
+                        ahead = m.queue_ahead
+                        m.queue_ahead = queue.on_trade(ahead, qty)
+                        f = min(m.remaining, qty - ahead, budget)
+                        if m.iceberg_qty:
+                            f = min(f, m.visible_left)
+                    else:
+                        f = min(m.remaining, budget)
+                    if f > 0:
+                        budget -= f
+                        self._maker_fill(st, m, f, self._trade_id(st), ts, out)
+                if budget <= 0:
+                    break
+        self._dirty.add(st)
+        self._run_triggers(st, ts, out)
+
+    def _on_quote(self, st: _Symbol, q: QuoteReceived, ts: int, out: list[Event]) -> None:
+        """A bookTicker: the top of each side becomes exactly the quote (better levels were taken)."""
+        book = st.book.book
+        for side, own, price, qty in ((book.bids, st.book.bids, q.bid_price, q.bid_qty), (book.asks, st.book.asks, q.ask_price, q.ask_qty)):
+            sign = 1 if side is book.bids else -1
+            while True:  # levels better than the quote are gone
+                best = side.best_price()
+                if best is None or price <= 0 or best * sign <= price * sign:
+                    break
+                self._apply_side(st, side, own, ((best, 0),))
+            if price > 0:
+                self._apply_side(st, side, own, ((price, qty),))
+        if self.config.last_price_from_quotes and q.bid_price > 0 and q.ask_price > 0:
+            st.book.last_price = (q.bid_price + q.ask_price) // 2
+            self._dirty.add(st)
+        self._cross(st, ts, out)
+        self._run_triggers(st, ts, out)
+
+    def _apply_side(self, st: _Symbol, side: Any, own: Any, levels: Sequence[tuple[int, int]]) -> None:
+        own_levels = own.levels
+        for price, qty in levels:
+            if own_levels and price in own_levels:
+                old = side.qty(price)
+                for m in own_levels[price].values():
+                    m.queue_ahead = self.queue.on_level_change(m.queue_ahead, old, qty)
+            side.set(price, qty)
+
+    def _on_levels(self, st: _Symbol, bids: Sequence[tuple[int, int]], asks: Sequence[tuple[int, int]], ts: int,
+                   out: list[Event]) -> None:
+        book = st.book.book
+        self._apply_side(st, book.bids, st.book.bids, bids)
+        self._apply_side(st, book.asks, st.book.asks, asks)
+        self._cross(st, ts, out)
+        self._run_triggers(st, ts, out)
+
+    def _on_snapshot(self, st: _Symbol, ev: BookSnapshotReceived, ts: int, out: list[Event]) -> None:
+        book = st.book.book
+        for side, own in ((book.bids, st.book.bids), (book.asks, st.book.asks)):
+            before = {p: side.qty(p) for p in own.levels}
+            side.replace(ev.bids if side is book.bids else ev.asks)
+            for p, old in before.items():
+                new = side.qty(p)
+                for m in own.levels[p].values():
+                    m.queue_ahead = self.queue.on_level_change(m.queue_ahead, old, new)
+        self._cross(st, ts, out)
+        self._run_triggers(st, ts, out)
+
+    def _cross(self, st: _Symbol, ts: int, out: list[Event]) -> None:
+        """Resting orders of ours the displayed market now crosses fill at their price, bounded by the crossing size."""
+        bk = st.book
+        consume = self.config.consume_liquidity
+        for own, market, is_bid in ((bk.asks, bk.book.bids, False), (bk.bids, bk.book.asks, True)):
+            best = own.best()
+            mbest = market.best_price()
+            if best is None or mbest is None or (mbest > best if is_bid else mbest < best):
+                continue
+            levels = [lv for lv in market.top(64) if (lv[0] <= best if is_bid else lv[0] >= best)]
+            avail = {p: q for p, q in levels}
+            for p in own.prices_from_best(mbest):
+                level = own.levels.get(p)
+                if not level:
+                    continue
+                for m in list(level.values()):
+                    for mp, _ in levels:
+                        if not m.is_open:
+                            break
+                        left = avail[mp]
+                        if left <= 0 or (mp > p if is_bid else mp < p):
+                            continue
+                        f = min(left, m.remaining)
+                        avail[mp] = left - f
+                        self._maker_fill(st, m, f, self._trade_id(st), ts, out)
+            if consume:
+                for mp, q0 in levels:
+                    if avail[mp] != q0:
+                        market.set(mp, avail[mp])
+
+    # ----------------------------------------------------------------- triggers
+
+    def _run_triggers(self, st: _Symbol, ts: int, out: list[Event]) -> None:
+        """Fire every stop the current last price satisfies, repeatedly (our own fills move the price)."""
+        bk = st.book
+        trig = bk.triggers
+        while st in self._dirty and bk.last_price is not None and len(trig):
+            self._dirty.discard(st)
+            last = bk.last_price
+            fired = trig.fired(last)
+            if trig.trailing:
+                rises = {oid: rises_to_trigger(o.order_type, o.side) for oid, o in trig.trailing.items()}
+                fired.extend(trig.trailing_fired(last, ts, rises))
+                fired.sort(key=lambda o: o.order_id)
+            for o in fired:
+                if o.is_open and not o.triggered:
+                    self._trigger(st, o, ts, out)
+        self._dirty.discard(st)
+
+    def _trigger(self, st: _Symbol, o: Order, ts: int, out: list[Event]) -> None:
+        o.triggered = True
+        o.status = next_status(o.status, OrderAction.TRIGGER, o.order_id)
+        o.working_time = ts
+        o.update_time = ts
+        out.append(
+            OrderTriggered(0, ts, ts, o.instrument, o.order_id, o.client_order_id, st.book.last_price or 0, ts,
+                           o.list_id, self._exec_id())
+        )
+        lst = self._lists.get(o.list_id) if o.list_id >= 0 else None
+        if lst is not None and lst.pair is not None:
+            self._take_pair_lock(st, lst, o)
+            self._expire_partner(st, lst, o, ts, out)
+        if o.is_buy and o.order_type in _MARKET_LIKE:
+            cost = self._dry_run(st, o)[0]
+            if cost > o.locked:
+                extra = min(cost - o.locked, self.account.free_of(st.spec.quote_asset))
+                if self.account.try_lock(st.spec.quote_asset, extra):
+                    o.locked += extra
+        self._work(st, o, ts, out)
+        if lst is not None:
+            self._list_progress(st, lst, ts, out)
+
+    # ----------------------------------------------------------------- ending orders
+
+    def _close(self, st: _Symbol, o: Order) -> None:
+        """Bookkeeping for an order that reached a final status: out of the books, funds released."""
+        if o.working:
+            st.book.own(o.is_buy).remove(o)
+            o.working = False
+        elif o.order_type in STOP_TYPES and not o.triggered:
+            st.book.triggers.remove(o, rises_to_trigger(o.order_type, o.side))
+        if o.locked:
+            self.account.unlock(st.spec.quote_asset if o.is_buy else st.spec.base_asset, o.locked)
+            o.locked = 0
+        if st.open.pop(o.order_id, None) is not None:
+            if st.open_cids.get(o.client_order_id) is o:
+                del st.open_cids[o.client_order_id]
+            if o.order_type in STOP_TYPES:
+                st.n_algo -= 1
+            if o.iceberg_qty:
+                st.n_iceberg -= 1
+        fin = self._finished
+        fin.append(o.order_id)
+        if len(fin) > self.config.order_history:
+            old = self._orders.pop(fin.popleft(), None)
+            if old is not None and self._by_cid.get((old.instrument, old.client_order_id)) == old.order_id:
+                del self._by_cid[(old.instrument, old.client_order_id)]
+
+    def _expire(
+        self, st: _Symbol, o: Order, reason: ExpiryReason, ts: int, out: list[Event], notify_list: bool = True
+    ) -> None:
+        o.status = next_status(o.status, OrderAction.EXPIRE, o.order_id)
+        o.expiry_reason = reason
+        o.update_time = ts
+        out.append(
+            OrderExpired(0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.status, reason, o.executed,
+                         o.cum_quote, o.list_id, self._exec_id())
+        )
+        self._close(st, o)
+        if notify_list:
+            self._after_leg_final(st, o, ts, out)
+
+    def _cancel_one(self, st: _Symbol, o: Order, cancel_cid: str, ts: int, out: list[Event]) -> None:
+        o.status = next_status(o.status, OrderAction.CANCEL, o.order_id)
+        o.update_time = ts
+        out.append(
+            OrderCanceled(0, ts, ts, o.instrument, o.order_id, o.client_order_id, cancel_cid, o.executed, o.cum_quote,
+                          o.list_id, self._exec_id())
+        )
+        self._close(st, o)
+
+    # ----------------------------------------------------------------- cancel / query
+
+    def _find(self, st: _Symbol, order_id: int | None, cid: str | None) -> Order | None:
+        if order_id is not None:
+            o = self._orders.get(order_id)
+            if o is None or o.instrument != st.spec.instrument:
+                return None
+            if cid is not None and o.client_order_id != cid:
+                return None
+            return o
+        if cid is not None:
+            oid = self._by_cid.get((st.spec.instrument, cid))
+            return self._orders.get(oid) if oid is not None else None
+        return None
+
+    def _cancel(self, cmd: CancelOrder, ts: int, out: list[Event]) -> None:
+        try:
+            st = self._symbol_for(cmd.instrument, False)
+            if cmd.order_id is None and cmd.orig_client_order_id is None:
+                raise _Reject(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+            if cmd.orig_client_order_id == "":
+                raise _Reject(-1119, "Original client order ID was empty.")
+            restriction = None
+            if cmd.cancel_restrictions is not None:
+                if cmd.cancel_restrictions not in CancelRestrictions.__members__:
+                    raise _Reject(-1145, "cancelRestrictions has to be either ONLY_NEW or ONLY_PARTIALLY_FILLED.")
+                restriction = CancelRestrictions(cmd.cancel_restrictions)
+            o = self._find(st, cmd.order_id, cmd.orig_client_order_id)
+            if o is None or not o.is_open:
+                raise _Reject(-2011, UNKNOWN_ORDER)
+            if restriction is CancelRestrictions.ONLY_NEW and o.status is not OrderStatus.NEW or (
+                restriction is CancelRestrictions.ONLY_PARTIALLY_FILLED and o.status is not OrderStatus.PARTIALLY_FILLED
+            ):
+                raise _Reject(-2011, "Order was not canceled due to cancel restrictions.")
+            cancel_cid = self._client_id(cmd.new_client_order_id, "newClientOrderId")
+        except _Reject as rej:
+            out.append(CancelRejected(0, ts, ts, cmd.instrument, rej.code, rej.msg, cmd.order_id if cmd.order_id is not None else -1,
+                                      cmd.orig_client_order_id or ""))
+            return
+        lst = self._lists.get(o.list_id) if o.list_id >= 0 else None
+        if lst is not None and lst.is_open:
+            self._cancel_list(st, lst, cancel_cid, ts, out, first=o)
+        else:
+            self._cancel_one(st, o, cancel_cid, ts, out)
+
+    def _cancel_all(self, cmd: CancelAllOrders, ts: int, out: list[Event]) -> None:
+        try:
+            st = self._symbol_for(cmd.instrument, False)
+        except _Reject as rej:
+            out.append(CancelRejected(0, ts, ts, cmd.instrument, rej.code, rej.msg))
+            return
+        if not st.open:
+            out.append(CancelRejected(0, ts, ts, cmd.instrument, -2011, UNKNOWN_ORDER))
+            return
+        for o in sorted(st.open.values(), key=lambda x: x.order_id):
+            if not o.is_open:
+                continue
+            lst = self._lists.get(o.list_id) if o.list_id >= 0 else None
+            if lst is not None and lst.is_open:
+                self._cancel_list(st, lst, self._new_cid(), ts, out)
+            else:
+                self._cancel_one(st, o, self._new_cid(), ts, out)
+
+    def _cancel_list_cmd(self, cmd: CancelOrderList, ts: int, out: list[Event]) -> None:
+        try:
+            st = self._symbol_for(cmd.instrument, False)
+            if cmd.order_list_id is None and cmd.list_client_order_id is None:
+                raise _Reject(-1102, "Param 'listClientOrderId' or 'orderListId' must be sent, but both were empty/null!")
+            lst = None
+            if cmd.order_list_id is not None:
+                lst = self._lists.get(cmd.order_list_id)
+                if lst is not None and cmd.list_client_order_id is not None and lst.list_client_order_id != cmd.list_client_order_id:
+                    lst = None
+            elif cmd.list_client_order_id is not None:
+                lst = st.open_list_cids.get(cmd.list_client_order_id)
+            if lst is None or not lst.is_open or lst.instrument != cmd.instrument:
+                raise _Reject(-2011, UNKNOWN_ORDER)
+            cancel_cid = self._client_id(cmd.new_client_order_id, "newClientOrderId")
+        except _Reject as rej:
+            oid = cmd.order_list_id if cmd.order_list_id is not None else -1
+            out.append(CancelRejected(0, ts, ts, cmd.instrument, rej.code, rej.msg, order_list_id=oid))
+            return
+        self._cancel_list(st, lst, cancel_cid, ts, out)
+
+    def _query(self, cmd: QueryOrder, ts: int, out: list[Event]) -> None:
+        st = self._symbols.get(cmd.instrument)
+        if st is None:
+            out.append(OrderStatusReported(0, ts, ts, cmd.instrument, None, -1121, "Invalid symbol."))
+            return
+        if cmd.order_id is None and cmd.orig_client_order_id is None:
+            msg = "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+            out.append(OrderStatusReported(0, ts, ts, cmd.instrument, None, -1102, msg))
+            return
+        o = self._find(st, cmd.order_id, None)
+        if cmd.order_id is None:
+            o = self._find(st, None, cmd.orig_client_order_id)
+        elif o is not None and cmd.orig_client_order_id is not None and o.client_order_id != cmd.orig_client_order_id:
+            msg = "Client order ID is not correct for this order ID."
+            out.append(OrderStatusReported(0, ts, ts, cmd.instrument, None, -2039, msg))
+            return
+        if o is None:
+            out.append(OrderStatusReported(0, ts, ts, cmd.instrument, None, -2013, "Order does not exist."))
+            return
+        out.append(OrderStatusReported(0, ts, ts, cmd.instrument, o.snapshot(st.spec.symbol)))
+
+    # ----------------------------------------------------------------- order lists
+
+    def _submit_list(self, cmd: SubmitOrderList, ts: int, out: list[Event]) -> None:
+        cids: list[str] = [leg.client_order_id or "" for leg in cmd.legs]
+        try:
+            st = self._symbol_for(cmd.instrument, True)
+            spec = st.spec
+            if cmd.shape in (ListShape.OTO, ListShape.OTOCO):
+                if not spec.oto_allowed:
+                    raise _Reject(-1013, "OTO orders are not supported for this symbol.")
+            elif not spec.oco_allowed:
+                raise _Reject(-1013, "OCO orders are not supported for this symbol")
+            try:
+                check_shape(cmd)
+            except RequestRejected as exc:
+                raise _Reject(exc.code, exc.msg) from None
+            stp = self._stp(cmd.stp_mode, spec)
+            list_cid = self._client_id(cmd.list_client_order_id, "listClientOrderId")
+            tifs = []
+            for i, leg in enumerate(cmd.legs):
+                prefix = _leg_namer(cmd.shape, i)
+                if leg.iceberg_qty and leg.time_in_force not in (None, TimeInForce.GTC) and cmd.shape is not ListShape.OCO_LEGACY:
+                    raise _Reject(
+                        -1160,
+                        f"Parameter '{prefix('icebergQty')}' is not supported if aboveTimeInForce/belowTimeInForce is not GTC.",
+                    )
+                tifs.append(self._validate(spec, leg.side, leg.order_type, leg.quantity, leg.price, leg.time_in_force, 0,
+                                           leg.stop_price, leg.trailing_delta, leg.iceberg_qty, prefix))
+                cids[i] = self._client_id(leg.client_order_id, prefix("clientOrderId"))
+            for leg in cmd.legs:
+                params = OrderParams(spec.symbol, leg.side.value, leg.order_type.value, leg.price or None,
+                                     leg.quantity or None, None, leg.stop_price or None, leg.iceberg_qty or None,
+                                     leg.trailing_delta or None)
+                self._check_filters(st, params, len(cmd.legs), ts)
+            given = [c for c, leg in zip(cids, cmd.legs, strict=True) if leg.client_order_id is not None]
+            if len(set(given)) != len(given):
+                raise _Reject(-1013, DUPLICATE)
+            last = st.book.last_price
+            self._check_list_prices(cmd, last)
+            if list_cid in st.open_list_cids or any(c in st.open_cids for c in cids):
+                raise _Reject(-2010, DUPLICATE)
+            if cmd.list_client_order_id is not None and self._recent_lists.retry_of(list_cid, cmd, ts) is not None:
+                raise _Reject(-2010, DUPLICATE)
+            legs = [
+                Order(0, cids[i], cmd.instrument, leg.side, leg.order_type, tifs[i], leg.quantity, leg.price,
+                      leg.stop_price, 0, leg.iceberg_qty, leg.trailing_delta, stp, self._next_list_id, ts)
+                for i, leg in enumerate(cmd.legs)
+            ]
+            for o, leg in zip(legs, cmd.legs, strict=True):
+                o.strategy_id, o.strategy_type = leg.strategy_id, leg.strategy_type
+            first = legs if cmd.shape in (ListShape.OCO, ListShape.OCO_LEGACY) else legs[:1]
+            for o in first:
+                self._engine_checks(st, o)
+            lock = max(self._lock_needed(st, o) for o in first)
+            if not self.account.try_lock(spec.quote_asset if first[0].is_buy else spec.base_asset, lock):
+                raise _Reject(-2010, INSUFFICIENT_BALANCE)
+        except _Reject as rej:
+            self._reject(cmd, cids[0] if cids else "", rej.code, rej.msg, ts, out)
+            return
+        self._place_list(st, cmd, list_cid, legs, lock, ts, out)
+
+    def _check_list_prices(self, cmd: SubmitOrderList, last: int | None) -> None:
+        try:
+            if cmd.shape is ListShape.OCO:
+                check_oco_prices(cmd.legs[0], cmd.legs[1], last)
+            elif cmd.shape is ListShape.OCO_LEGACY:
+                check_legacy_prices(cmd.legs[0], cmd.legs[1], last)
+            elif cmd.shape is ListShape.OTOCO:
+                check_oco_prices(cmd.legs[1], cmd.legs[2], None)
+        except RequestRejected as exc:
+            raise _Reject(exc.code, exc.msg) from None
+
+    def _place_list(self, st: _Symbol, cmd: SubmitOrderList, list_cid: str, legs: list[Order], lock: int, ts: int,
+                    out: list[Event]) -> None:
+        lst = OrderList(self._next_list_id, list_cid, cmd.shape, cmd, ts)
+        self._next_list_id += 1
+        self._lists[lst.list_id] = lst
+        for i in placement_order(cmd):
+            legs[i].order_id = self._next_order_id
+            self._next_order_id += 1
+        lst.legs = sorted(legs, key=lambda o: o.order_id)
+        if cmd.list_client_order_id is not None:
+            self._recent_lists.remember(list_cid, cmd, lst.list_id, ts)
+        st.open_list_cids[list_cid] = lst
+        oco = cmd.shape in (ListShape.OCO, ListShape.OCO_LEGACY)
+        if oco:
+            lst.pair = (legs[0], legs[1])
+            lst.locked = lock
+        else:
+            lst.working = legs[0]
+            legs[0].locked = lock
+            lst.pending = sorted(legs[1:], key=lambda o: o.order_id)
+        for o in lst.legs:
+            pending = o in lst.pending
+            self._accept(st, o, OrderAction.ACCEPT_PENDING if pending else OrderAction.ACCEPT, ts, out)
+        lst.status_type, lst.status = next_list_state(None, ListAction.START, lst.list_id)
+        out.append(self._list_event(lst, ts))
+        for o in [leg for leg in lst.legs if leg.status is not OrderStatus.PENDING_NEW]:
+            if o.is_open:  # an OCO partner may have acted meanwhile
+                self._start(st, o, ts, out)
+        self._run_triggers(st, ts, out)
+
+    def _list_event(self, lst: OrderList, ts: int) -> OrderListStatusChanged:
+        assert lst.status is not None and lst.status_type is not None
+        return OrderListStatusChanged(
+            0, ts, ts, lst.instrument, lst.list_id, lst.list_client_order_id, lst.contingency, lst.status_type,
+            lst.status, tuple(o.order_id for o in lst.legs), tuple(o.client_order_id for o in lst.legs),
+        )
+
+    def _take_pair_lock(self, st: _Symbol, lst: OrderList, leg: Order) -> None:
+        """An OCO leg acts: it takes over the pair's shared lock (its partner is about to expire)."""
+        leg.locked += lst.locked
+        lst.locked = 0
+
+    def _expire_partner(self, st: _Symbol, lst: OrderList, leg: Order, ts: int, out: list[Event]) -> None:
+        other = lst.other(leg)
+        lst.pair = None
+        if other is not None and other.is_open:
+            self._expire(st, other, ExpiryReason.OCO_TRIGGER, ts, out, notify_list=False)
+        if leg.is_open:
+            if leg.is_buy and leg.order_type in LIMIT_PRICED_TYPES:
+                self._release_surplus(st, leg)
+            elif not leg.is_buy and leg.locked > leg.remaining:
+                self.account.unlock(st.spec.base_asset, leg.locked - leg.remaining)
+                leg.locked = leg.remaining
+
+    def _leg_acted(self, st: _Symbol, lst: OrderList, leg: Order, ts: int, out: list[Event]) -> None:
+        """After a leg traded: an OCO expires the partner; a filled OTO working order releases its pending legs."""
+        if lst.pair is not None and leg in lst.pair:
+            self._expire_partner(st, lst, leg, ts, out)
+        elif leg is lst.working and leg.status is OrderStatus.FILLED and lst.pending:
+            self._activate_pending(st, lst, ts, out)
+        self._list_progress(st, lst, ts, out)
+
+    def _after_leg_final(self, st: _Symbol, o: Order, ts: int, out: list[Event]) -> None:
+        """An order ended without trading to completion: its list reacts (OCO partner, OTO pending legs)."""
+        if o.list_id < 0:
+            return
+        lst = self._lists.get(o.list_id)
+        if lst is None or not lst.is_open:
+            return
+        if lst.pair is not None and o in lst.pair:
+            other = lst.other(o)
+            lst.pair = None
+            if other is not None and other.is_open:
+                other.locked += lst.locked  # hand the shared lock over so _close releases it
+                lst.locked = 0
+                self._expire(st, other, ExpiryReason.OCO_TRIGGER, ts, out, notify_list=False)
+            elif lst.locked:
+                self.account.unlock(st.spec.quote_asset if o.is_buy else st.spec.base_asset, lst.locked)
+                lst.locked = 0
+        elif o is lst.working and lst.pending and o.status is not OrderStatus.FILLED:
+            for p in list(lst.pending):
+                lst.pending.remove(p)
+                if p.is_open:
+                    self._expire(st, p, ExpiryReason.OTO_PHASE_ONE_EXPIRED, ts, out, notify_list=False)
+        self._list_progress(st, lst, ts, out)
+
+    def _activate_pending(self, st: _Symbol, lst: OrderList, ts: int, out: list[Event]) -> None:
+        """OTO/OTOCO: the working order filled; the pending order(s) go live (PENDING_NEW -> NEW)."""
+        pending = list(lst.pending)
+        lst.pending = []
+        spec = st.spec
+        lock = max(self._lock_needed(st, o) for o in pending)
+        if not self.account.try_lock(spec.quote_asset if pending[0].is_buy else spec.base_asset, lock):
+            for o in pending:
+                o.status = next_status(o.status, OrderAction.ACTIVATE, o.order_id)
+                self._expire(st, o, ExpiryReason.REJECTED, ts, out, notify_list=False)
+            return
+        if len(pending) == 2:
+            lst.pair = (pending[0], pending[1])
+            lst.locked = lock
+        else:
+            pending[0].locked = lock
+        for o in pending:
+            o.status = next_status(o.status, OrderAction.ACTIVATE, o.order_id)
+            if o.order_type not in STOP_TYPES:
+                o.working_time = ts
+            out.append(self._accepted_event(o, ts))
+        for o in pending:
+            if not o.is_open:
+                continue
+            if o.order_type in STOP_TYPES and o.stop_price and st.book.last_price is not None:
+                last = st.book.last_price
+                if (last >= o.stop_price) if rises_to_trigger(o.order_type, o.side) else (last <= o.stop_price):
+                    self._trigger(st, o, ts, out)  # a pending stop whose condition already holds works at once
+                    continue
+            self._start(st, o, ts, out)
+
+    def _list_progress(self, st: _Symbol, lst: OrderList, ts: int, out: list[Event]) -> None:
+        """Emit the list's status after a change: ALL_DONE when finished (per ``oco_done_on_trigger``)."""
+        if not lst.is_open:
+            return
+        all_final = all(not o.is_open for o in lst.legs)
+        resolved = lst.pair is None and not lst.pending and (
+            lst.contingency.value == "OCO" or (lst.shape is ListShape.OTOCO and lst.working is not None
+                                               and not lst.working.is_open)
+        )
+        if all_final or (self.config.oco_done_on_trigger and resolved):
+            lst.status_type, lst.status = next_list_state(lst.status, ListAction.FINISH, lst.list_id)
+            if st.open_list_cids.get(lst.list_client_order_id) is lst:
+                del st.open_list_cids[lst.list_client_order_id]
+            out.append(self._list_event(lst, ts))
+
+    def _cancel_list(self, st: _Symbol, lst: OrderList, cancel_cid: str, ts: int, out: list[Event],
+                     first: Order | None = None) -> None:
+        """Cancel every open leg (the named one first), release the shared lock, finish the list."""
+        legs = [o for o in lst.legs if o.is_open]
+        if first is not None and first in legs:
+            legs.remove(first)
+            legs.insert(0, first)
+        if lst.pair is not None and lst.locked:
+            self.account.unlock(st.spec.quote_asset if lst.pair[0].is_buy else st.spec.base_asset, lst.locked)
+            lst.locked = 0
+        lst.pair = None
+        lst.pending = []
+        for o in legs:
+            self._cancel_one(st, o, cancel_cid, ts, out)
+        self._list_progress(st, lst, ts, out)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _fmt(v: int) -> str:
+    return format_e8_fixed(v, 8)
+
+
+def _ms(ns: int) -> int:
+    return ns // 1_000_000 if ns >= 0 else -1
+
+
+def render_order(
+    snap: OrderSnapshot,
+    resp_type: NewOrderRespType | None = None,
+    fills: Sequence[OrderFilled] = (),
+    transact_time_ns: int | None = None,
+) -> dict[str, Any]:
+    """Binance's JSON body for ``POST /api/v3/order`` (ACK / RESULT / FULL), from a snapshot and its fills.
+
+    ``resp_type`` None takes Binance's default for the order type. Conditional fields appear
+    under the documented conditions (``stopPrice`` for stop types, ``icebergQty`` when sent,
+    ``preventedMatchId``/``preventedQuantity`` after STP, strategy ids when sent).
+    """
+    resp_type = resp_type or default_resp_type(snap.order_type)
+    tt = _ms(transact_time_ns if transact_time_ns is not None else snap.update_time)
+    body: dict[str, Any] = {
+        "symbol": snap.symbol,
+        "orderId": snap.order_id,
+        "orderListId": snap.order_list_id,
+        "clientOrderId": snap.client_order_id,
+        "transactTime": tt,
+    }
+    if resp_type is NewOrderRespType.ACK:
+        return body
+    body.update(
+        {
+            "price": _fmt(snap.price),
+            "origQty": _fmt(snap.orig_qty),
+            "executedQty": _fmt(snap.executed_qty),
+            "origQuoteOrderQty": _fmt(snap.orig_quote_order_qty),
+            "cummulativeQuoteQty": _fmt(snap.cum_quote),
+            "status": snap.status.value,
+            "timeInForce": snap.time_in_force.value,
+            "type": snap.order_type.value,
+            "side": snap.side.value,
+        }
+    )
+    _conditional(snap, body)
+    body["workingTime"] = _ms(snap.working_time)
+    body["selfTradePreventionMode"] = snap.stp_mode.value
+    if resp_type is NewOrderRespType.FULL:
+        body["fills"] = [
+            {
+                "price": _fmt(f.price),
+                "qty": _fmt(f.qty),
+                "commission": _fmt(f.commission),
+                "commissionAsset": f.commission_asset,
+                "tradeId": f.trade_id,
+            }
+            for f in fills
+            if f.order_id == snap.order_id
+        ]
+    return body
+
+
+def _conditional(snap: OrderSnapshot, body: dict[str, Any]) -> None:
+    if snap.order_type in STOP_TYPES:
+        body["stopPrice"] = _fmt(snap.stop_price)
+    if snap.iceberg_sent:
+        body["icebergQty"] = _fmt(snap.iceberg_qty)
+    if snap.trailing_delta:
+        body["trailingDelta"] = snap.trailing_delta
+        body["trailingTime"] = _ms(snap.trailing_time)
+    if snap.strategy_id is not None:
+        body["strategyId"] = snap.strategy_id
+    if snap.strategy_type is not None:
+        body["strategyType"] = snap.strategy_type
+    if snap.prevented_match_id >= 0:
+        body["preventedMatchId"] = snap.prevented_match_id
+        body["preventedQuantity"] = _fmt(snap.prevented_qty)
+    if snap.expiry_reason is not ExpiryReason.NONE:
+        body["expiryReason"] = snap.expiry_reason.value
+
+
+def render_query(snap: OrderSnapshot) -> dict[str, Any]:
+    """Binance's JSON body for ``GET /api/v3/order``."""
+    body: dict[str, Any] = {
+        "symbol": snap.symbol,
+        "orderId": snap.order_id,
+        "orderListId": snap.order_list_id,
+        "clientOrderId": snap.client_order_id,
+        "price": _fmt(snap.price),
+        "origQty": _fmt(snap.orig_qty),
+        "executedQty": _fmt(snap.executed_qty),
+        "cummulativeQuoteQty": _fmt(snap.cum_quote),
+        "status": snap.status.value,
+        "timeInForce": snap.time_in_force.value,
+        "type": snap.order_type.value,
+        "side": snap.side.value,
+        "stopPrice": _fmt(snap.stop_price),
+        "icebergQty": _fmt(snap.iceberg_qty),
+        "time": _ms(snap.time),
+        "updateTime": _ms(snap.update_time),
+        "isWorking": snap.is_working,
+        "workingTime": _ms(snap.working_time),
+        "origQuoteOrderQty": _fmt(snap.orig_quote_order_qty),
+        "selfTradePreventionMode": snap.stp_mode.value,
+    }
+    if snap.prevented_match_id >= 0:
+        body["preventedMatchId"] = snap.prevented_match_id
+        body["preventedQuantity"] = _fmt(snap.prevented_qty)
+    return body
+
+
+def render_order_list(
+    lst_event: OrderListStatusChanged,
+    snaps: Sequence[OrderSnapshot],
+    resp_type: NewOrderRespType = NewOrderRespType.FULL,
+    fills: Sequence[OrderFilled] = (),
+) -> dict[str, Any]:
+    """Binance's JSON body for an order-list placement (``orderReports`` shaped by ``resp_type``)."""
+    symbol = snaps[0].symbol if snaps else ""
+    return {
+        "orderListId": lst_event.order_list_id,
+        "contingencyType": lst_event.contingency.value,
+        "listStatusType": lst_event.list_status_type.value,
+        "listOrderStatus": lst_event.list_order_status.value,
+        "listClientOrderId": lst_event.list_client_order_id,
+        "transactionTime": _ms(lst_event.ts_event),
+        "symbol": symbol,
+        "orders": [{"symbol": s.symbol, "orderId": s.order_id, "clientOrderId": s.client_order_id} for s in snaps],
+        "orderReports": [render_order(s, resp_type, fills, lst_event.ts_event) for s in snaps],
+    }
+
+
+def order_list_legs(venue: SimVenue, order_list_id: int) -> list[OrderSnapshot]:
+    """Snapshots of a list's legs in order-id order (for :func:`render_order_list`)."""
+    lst = venue.order_list(order_list_id)
+    if lst is None:
+        return []
+    out = []
+    for o in lst.legs:
+        snap = venue.order(o.order_id)
+        if snap is not None:
+            out.append(snap)
+    return out
+
+
+__all__ = [
+    "FeeModel",
+    "FlatFee",
+    "ImpactModel",
+    "OrderChecker",
+    "OrderLeg",
+    "SimConfig",
+    "SimVenue",
+    "SymbolSpec",
+    "render_order",
+    "render_order_list",
+    "render_query",
+    "rules_checker",
+]
