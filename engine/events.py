@@ -11,12 +11,13 @@ log reader, so new fields go at the end and get a default.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import ClassVar, Union
+from typing import ClassVar, TypeAlias
 
 import msgspec
 
 from engine.identifiers import InstrumentId
 from engine.orders import (
+    AnyCommand,
     ContingencyType,
     ExpiryReason,
     ListOrderStatus,
@@ -52,7 +53,8 @@ class Kind(IntEnum):
     TIMER = 21
     RUN_STARTED = 30
     RUN_FINISHED = 31
-    # venue events (engine.events, defined below); 40-59 left to commands
+    COMMAND_ISSUED = 40
+    # 41-59 reserved for commands and risk decisions
     ORDER_ACCEPTED = 60
     ORDER_REJECTED = 61
     ORDER_FILLED = 62
@@ -403,37 +405,49 @@ class OrderStatusReported(Event, frozen=True, gc=False):
     code: int = 0
     msg: str = ""
 
+class CommandIssued(Event, frozen=True, gc=False):
+    """A strategy issued ``command`` at ``ts_recv`` (before risk and the venue saw it).
 
-AnyEvent = Union[
-    TradeReceived,
-    AggTradeReceived,
-    BookDeltaReceived,
-    BookSnapshotReceived,
-    QuoteReceived,
-    MarkPriceReceived,
-    FundingRateReceived,
-    KlineReceived,
-    LiquidationReceived,
-    InstrumentUpdated,
-    BookGapDetected,
-    SignalEmitted,
-    TimerFired,
-    RunStarted,
-    RunFinished,
-    OrderAccepted,
-    OrderRejected,
-    OrderFilled,
-    OrderCanceled,
-    OrderExpired,
-    OrderTriggered,
-    OrderTradePrevented,
-    OrderListStatusChanged,
-    BalanceUpdated,
-    CancelRejected,
-    OrderStatusReported,
-]
+    Commands themselves (``engine.orders``) are plain Binance-shaped requests; this
+    envelope gives them the log's seq/time/instrument and the issuing strategy's id.
+    """
 
-EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+    kind: ClassVar[Kind] = Kind.COMMAND_ISSUED
+    strategy: str
+    command: AnyCommand
+
+
+AnyEvent: TypeAlias = (
+    TradeReceived
+    | AggTradeReceived
+    | BookDeltaReceived
+    | BookSnapshotReceived
+    | QuoteReceived
+    | MarkPriceReceived
+    | FundingRateReceived
+    | KlineReceived
+    | LiquidationReceived
+    | InstrumentUpdated
+    | BookGapDetected
+    | SignalEmitted
+    | TimerFired
+    | RunStarted
+    | RunFinished
+    | OrderAccepted
+    | OrderRejected
+    | OrderFilled
+    | OrderCanceled
+    | OrderExpired
+    | OrderTriggered
+    | OrderTradePrevented
+    | OrderListStatusChanged
+    | BalanceUpdated
+    | CancelRejected
+    | OrderStatusReported
+    | CommandIssued
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__
 CLASS_OF_KIND: dict[int, type[Event]] = {cls.kind: cls for cls in EVENT_TYPES}
 MARKET_KINDS = frozenset(
     {

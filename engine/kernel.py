@@ -59,7 +59,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from engine.clock import ReplayClock
-from engine.commands import CommandIssued
 from engine.errors import ConfigError
 from engine.events import (
     CLASS_OF_KIND,
@@ -68,6 +67,7 @@ from engine.events import (
     BookGapDetected,
     BookSnapshotReceived,
     CancelRejected,
+    CommandIssued,
     Event,
     Kind,
     KlineReceived,

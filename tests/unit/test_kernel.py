@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from engine.clock import LiveClock, ReplayClock
-from engine.commands import CommandIssued
 from engine.errors import ConfigError
 from engine.events import (
     BalanceUpdated,
     BookDeltaReceived,
     BookSnapshotReceived,
     CancelRejected,
+    CommandIssued,
     Event,
     Kind,
     OrderRejected,
