@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("log", "verify-book"), "verify_book", "rebuild the L2 book and check it against every bookTicker"),
     (("catalog", "compact"), "catalog", "compact sealed logs into the Parquet catalog"),
     (("sql",), "sql", "run a DuckDB SQL query over a catalog"),
+    (("report",), "report", "write a self-contained HTML report and metrics JSON of a backtest run"),
 )
 
 
