@@ -54,7 +54,12 @@ class Kind(IntEnum):
     RUN_STARTED = 30
     RUN_FINISHED = 31
     COMMAND_ISSUED = 40
-    # 41-59 reserved for commands and risk decisions
+    # 41-59 reserved for commands and risk decisions (50-54 taken by engine.risk)
+    RISK_APPROVED = 50
+    RISK_DENIED = 51
+    CIRCUIT_BREAKER_TRIPPED = 52
+    KILL_SWITCH_ENGAGED = 53
+    RISK_RESET = 54
     ORDER_ACCEPTED = 60
     ORDER_REJECTED = 61
     ORDER_FILLED = 62
@@ -417,6 +422,77 @@ class CommandIssued(Event, frozen=True, gc=False):
     command: AnyCommand
 
 
+# --------------------------------------------------------------------------- risk decisions
+# What the risk engine (engine.risk) decided, so every decision lands in the log. Money is
+# e8 quote-asset units, ratios are basis points, times are int ns.
+
+
+class RiskApproved(Event, frozen=True, gc=False):
+    """Risk let ``command`` (its class name) of ``strategy`` through to the venue.
+
+    ``notional`` is the order's value as risk priced it (e8 quote; 0 for cancels and
+    queries); ``reduce_only`` is True when the order can only shrink the position.
+    """
+
+    kind: ClassVar[Kind] = Kind.RISK_APPROVED
+    strategy: str
+    command: str
+    client_order_id: str = ""
+    list_client_order_id: str = ""
+    notional: int = 0
+    reduce_only: bool = False
+
+
+class RiskDenied(OrderRejected, frozen=True, gc=False):
+    """Risk refused a new order or order list: ``rule`` broke, ``value`` against ``limit``.
+
+    A subclass of :class:`OrderRejected` on purpose: it is the answer the strategy gets
+    instead of the venue's, so code that handles rejections handles risk's too, while the
+    log keeps it apart (its own kind). ``msg`` says the same in words; ``value``/``limit``
+    are in the rule's unit (e8 money or quantity, bps, orders per window).
+    """
+
+    kind: ClassVar[Kind] = Kind.RISK_DENIED
+    strategy: str = ""
+    rule: str = ""
+    value: int = 0
+    limit: int = 0
+
+
+class CircuitBreakerTripped(Event, frozen=True, gc=False):
+    """Equity fell through a loss limit: new risk is refused from here on.
+
+    ``rule`` is ``max_drawdown`` (``reference`` = peak equity, ``limit`` in bps; lifts only
+    on an explicit reset) or ``daily_loss`` (``reference`` = equity at the start of the UTC
+    day, ``limit`` e8; lifts by itself at ``until``, the next UTC midnight).
+    """
+
+    kind: ClassVar[Kind] = Kind.CIRCUIT_BREAKER_TRIPPED
+    rule: str
+    equity: int
+    reference: int
+    loss: int
+    limit: int
+    until: int = 0
+
+
+class KillSwitchEngaged(Event, frozen=True, gc=False):
+    """Risk cancelled every open order (and flattened, if configured) with ``commands``."""
+
+    kind: ClassVar[Kind] = Kind.KILL_SWITCH_ENGAGED
+    reason: str
+    flatten: bool
+    commands: tuple[AnyCommand, ...] = ()
+
+
+class RiskReset(Event, frozen=True, gc=False):
+    """New risk is allowed again: an explicit reset, or a new UTC day after a daily-loss halt."""
+
+    kind: ClassVar[Kind] = Kind.RISK_RESET
+    reason: str
+    equity: int
+
+
 AnyEvent: TypeAlias = (
     TradeReceived
     | AggTradeReceived
@@ -445,6 +521,11 @@ AnyEvent: TypeAlias = (
     | CancelRejected
     | OrderStatusReported
     | CommandIssued
+    | RiskApproved
+    | RiskDenied
+    | CircuitBreakerTripped
+    | KillSwitchEngaged
+    | RiskReset
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__
