@@ -12,6 +12,14 @@ Run identity: ``config_json`` is the canonical JSON (sorted keys, no spaces) of 
 params (every field, defaults included), seed, symbol filter, venue and risk; the default
 RUNDIR is ``runs/<strategy>-<first 8 hex of sha256(config_json)>``, suffixed ``-2``, ``-3``...
 rather than ever reusing an existing directory.
+
+The venue: a run with a strategy trades on the simulated Binance spot venue
+(``venues.sim``), configured by :mod:`replay.venue_config`; its *effective* configuration
+(fees, latency, impact, fill and queue rules, balances, every symbol's rules) is the
+``venue`` entry of ``config_json``, so it is in RunStarted and under the run hash. Commands
+reach the venue after the latency model's order latency and its events come back after the
+response latency, all on the kernel's queue; every command and every delivered venue event
+is in the output log. A run without a strategy (raw replay) has no venue.
 """
 
 from __future__ import annotations
@@ -28,15 +36,19 @@ from typing import Any
 import numpy as np
 
 from catalogs.manifest import code_version, read_manifest, write_manifest
-from engine.errors import ConfigError, LogError
-from engine.events import Event
+from engine.errors import ConfigError, LogError, VenueMisbehaved
+from engine.events import Event, TradeReceived
+from engine.fixed import format_e8
 from engine.kernel import Kernel, KernelStats
+from engine.ports import Chunk
 from engine.strategy import config_dict
 from replay.source import input_digest, log_chunks, open_log
+from replay.venue_config import VenueBundle, VenueSettings, build_venue, resolve_venue
 from strategies.registry import build_config, get_spec
+from venues.sim.venue import SimVenue
 
 DEFAULT_RUNS_ROOT = Path("runs")
-VENUE_NAME = "noop"
+VENUE_NAME = "sim"
 RISK_NAME = "pass-through"
 
 
@@ -60,6 +72,13 @@ class RunSummary:
     input_digest: str
     chunks: int
     chunks_vectorised: int
+    dropped: int = 0
+    fees_paid: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Commission paid per asset (decimal text; negative = net rebate)."""
+    balances: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Final free + locked per asset (decimal text)."""
+    default_specs: list[str] = dataclasses.field(default_factory=list)
+    """Instruments traded under the permissive default spec (no exchangeInfo for them)."""
 
     @property
     def events_per_s(self) -> float:
@@ -90,9 +109,16 @@ def canonical_json(obj: Any) -> str:
 
 
 def run_config(
-    strategy: str | None, params: Sequence[str] | Mapping[str, Any], seed: int, symbol: str | None
+    strategy: str | None,
+    params: Sequence[str] | Mapping[str, Any],
+    seed: int,
+    symbol: str | None,
+    venue: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run's identity as plain JSON data (validates the strategy and its params)."""
+    """The run's identity as plain JSON data (validates the strategy and its params).
+
+    ``venue`` is the venue's effective configuration (``VenueSettings.effective``); None: no venue.
+    """
     if strategy is None:
         if params:
             raise ConfigError("params given without a strategy")
@@ -104,7 +130,7 @@ def run_config(
         "params": cfg,
         "seed": seed,
         "symbol": symbol,
-        "venue": VENUE_NAME,
+        "venue": {"name": VENUE_NAME, **venue} if venue is not None else None,
         "risk": RISK_NAME,
     }
 
@@ -145,20 +171,32 @@ def run_backtest(
     out: str | Path | None = None,
     vectorised: bool = True,
     runs_root: Path = DEFAULT_RUNS_ROOT,
+    venue: VenueSettings | None = None,
 ) -> RunSummary:
     """Replay ``log_dir`` through ``strategy`` (None: no strategy, raw kernel throughput).
 
     Writes the run's output log to ``out`` (must not exist; default under ``runs_root``)
     and returns the summary. ``vectorised=False`` forces the per-event path (same results).
+    A strategy trades on the simulated venue configured by ``venue`` (default settings when
+    None; see :mod:`replay.venue_config`).
     """
     from catalogs.log import LogWriter
 
-    config = run_config(strategy, params, seed, symbol)
-    config_json = canonical_json(config)
-    config_hash = hashlib.sha256(config_json.encode()).hexdigest()
     log_path = Path(log_dir)
     reader = open_log(log_path)
     with reader:
+        bundle: VenueBundle | None = None
+        effective: dict[str, Any] | None = None
+        default_specs: list[str] = []
+        if strategy is not None:
+            build_config(strategy, params)  # a bad strategy or param fails before any log scan
+            settings, symbols = resolve_venue(venue if venue is not None else VenueSettings(), reader, symbol)
+            effective = settings.effective(symbols)
+            default_specs = sorted(str(i) for i, c in symbols.items() if c.source == "default")
+            bundle = build_venue(settings, symbols, seed)
+        config = run_config(strategy, params, seed, symbol, effective)
+        config_json = canonical_json(config)
+        config_hash = hashlib.sha256(config_json.encode()).hexdigest()
         digest = input_digest(reader)
         run_dir = Path(out) if out is not None else default_run_dir(strategy, config_hash, runs_root)
         if run_dir.exists():
@@ -178,25 +216,54 @@ def run_backtest(
         strat = get_spec(strategy).build(build_config(strategy, params)) if strategy is not None else None
         t0 = time.perf_counter()
         with LogWriter(run_dir, meta=meta, monotonic_ns=None) as writer:
-            kernel = Kernel(LogSink(writer), vectorised=vectorised, rng_for=seeded_rngs(seed))
+            kernel: Kernel = (
+                VenueKernel(
+                    LogSink(writer),
+                    venue=bundle.venue,
+                    latency=bundle.latency,
+                    vectorised=vectorised,
+                    rng_for=seeded_rngs(seed),
+                )
+                if bundle is not None
+                else Kernel(LogSink(writer), vectorised=vectorised, rng_for=seeded_rngs(seed))
+            )
             if strat is not None:
                 kernel.add_strategy(strat)
             stats = kernel.run(
                 log_chunks(reader, symbol=symbol), config_json=config_json, input_digest=digest
             )
+            if isinstance(kernel, VenueKernel):
+                kernel.sync_venue()
         wall = time.perf_counter() - t0
-    _record_run_hash(run_dir, stats)
-    return _summary(stats, wall, run_dir, strategy, seed, config_hash, digest)
+    account = account_summary(bundle.venue) if bundle is not None else {}
+    _record_run_hash(run_dir, stats, account)
+    summary = _summary(stats, wall, run_dir, strategy, seed, config_hash, digest)
+    return dataclasses.replace(
+        summary,
+        default_specs=default_specs,
+        fees_paid=account.get("fees_paid", {}),
+        balances=account.get("balances", {}),
+    )
 
 
-def _record_run_hash(run_dir: Path, stats: KernelStats) -> None:
-    """Put the run hash (and output counts) into the closed log's manifest meta."""
+def account_summary(venue: SimVenue) -> dict[str, dict[str, str]]:
+    """Fees paid and final (free + locked) balances per asset, as exact decimal text."""
+    acct = venue.account
+    return {
+        "fees_paid": {a: format_e8(v) for a, v in sorted(acct.fees_paid.items()) if v},
+        "balances": {a: format_e8(acct.free_of(a) + acct.locked_of(a)) for a in acct.assets()},
+    }
+
+
+def _record_run_hash(run_dir: Path, stats: KernelStats, account: Mapping[str, Any]) -> None:
+    """Put the run hash (and output counts, fees and final balances) into the closed log's manifest meta."""
     manifest = read_manifest(run_dir)
     meta = dict(manifest.meta)
     run = dict(meta.get("run", {}))
     run["run_hash"] = stats.run_hash
     run["events_in"] = stats.events_in
     run["outputs"] = stats.outputs
+    run.update(account)
     meta["run"] = run
     write_manifest(run_dir, dataclasses.replace(manifest, meta=meta))
 
@@ -227,4 +294,90 @@ def _summary(
         input_digest=digest,
         chunks=stats.chunks,
         chunks_vectorised=stats.chunks_vectorised,
+        dropped=stats.dropped,
     )
+
+
+class VenueKernel(Kernel):
+    """The kernel with a specialised loop for trade-only chunks dispatched to a venue, the
+    state and one strategy (the benchmarked hot path with a venue).
+
+    Two things, both output-neutral (the tests compare against the plain Kernel):
+
+    - Inlining: ``engine.kernel.Kernel._per_trade`` covers "state + one subscriber"; with a
+      venue that wants trades too, the generic loop pays for a handler tuple and two more
+      calls per trade. This loop runs the same steps in the same order (queue, clock, venue,
+      state, callback, commands).
+    - Deferral: while the venue says it is ``quiet`` (``SimVenue.quiet``: no open order, no
+      per-trade statistics), a trade can only set its instrument's last price and L1 top and
+      produces no event, so the loop keeps just the last trade per instrument and hands it
+      over right before the venue's next input (a command arriving, another market event, a
+      trade when it is no longer quiet). The venue ends in the state it would have reached.
+
+    It leans on private members of Kernel (``_build_dispatch``, ``_per_trade``, ``_arrive``,
+    ``_venue_market``); it belongs in ``engine/kernel.py``, where it should move.
+    """
+
+    _venue_trade: Any = None
+    _deferred: dict[Any, Event] | None = None
+
+    def _build_dispatch(self) -> None:
+        super()._build_dispatch()
+        handlers = self._table.get(TradeReceived, ())
+        if len(handlers) == 3 and handlers[0] == self._venue_market and handlers[1] == self._state_trade:
+            self._venue_trade = handlers[2]
+            self._trade_handler = handlers[2]  # the base class then routes trade-only chunks to _per_trade
+        if hasattr(self._venue, "quiet"):
+            self._deferred = {}
+
+    def sync_venue(self) -> None:
+        """Hand the venue the trades held back while it was quiet (before reading its state)."""
+        deferred = self._deferred
+        if deferred:
+            on_market = self._venue.on_market
+            for ev in deferred.values():  # (a quiet venue uses no time: the next input sets its clock)
+                out = on_market(ev, ev.ts_recv)
+                if out:  # a quiet venue answers nothing: anything else is a bug in its `quiet`
+                    raise VenueMisbehaved(
+                        f"a venue that said it was quiet answered the trade at ts_recv={ev.ts_recv} "
+                        f"of {ev.instrument} with {len(out)} events"
+                    )
+            deferred.clear()
+
+    def _arrive(self, cmd: Any) -> None:
+        if self._deferred:
+            self.sync_venue()
+        super()._arrive(cmd)
+
+    def _venue_market(self, ev: Event) -> None:
+        if self._deferred:
+            self.sync_venue()
+        super()._venue_market(ev)
+
+    def _per_trade(self, chunk: Chunk, on_trade: Any) -> None:
+        if self._venue_trade is None:
+            super()._per_trade(chunk, on_trade)
+            return
+        heap = self._heap
+        clock = self.clock
+        outbox = self._outbox
+        last_price = self._last_price
+        venue = self._venue
+        deferred = self._deferred
+        now = clock.now
+        for ev in chunk.events():
+            ts = ev.ts_recv
+            if heap and heap[0][0] <= ts:
+                self._run_due(ts)
+                now = clock.now
+            if ts > now:
+                now = clock.now = ts
+            iid = ev.instrument
+            if deferred is not None and venue.quiet:  # type: ignore[attr-defined]
+                deferred[iid] = ev
+            else:
+                self._venue_market(ev)
+            last_price[iid] = ev.price  # type: ignore[attr-defined]
+            on_trade(ev)
+            if outbox:
+                self._flush_commands()

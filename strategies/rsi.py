@@ -6,11 +6,19 @@ smoothing ``avg = (avg * (period - 1) + x) / period``; RSI = 100 when the averag
 0, else ``100 - 100 / (1 + avg_gain / avg_loss)``. The first RSI exists after ``period``
 changes, i.e. on the ``period + 1``-th trade.
 
-Decisions: RSI < ``lower`` while flat -> ``buy``; RSI > ``upper`` while long -> ``sell``.
-There is no venue yet, so the strategy tracks its *intended* position (flat or long
-``quantity``) and emits one ``SignalEmitted`` per decision (value = the RSI), not one per
-trade. ``on_trade`` is the benchmarked hot path: state is a flat list per instrument,
-the steady state is tested first and nothing is allocated per trade.
+Decisions, each one ``SignalEmitted`` (value = the RSI) and one MARKET order, as the peer
+benchmark's strategy does: RSI < ``lower`` while flat -> BUY ``quantity``; RSI > ``upper``
+while long -> SELL what is held. No new order while one is in flight (``pending``): the flag
+is set on submission and cleared when the order reaches a final status (FILLED, EXPIRED,
+CANCELED) or is rejected (by the venue or by risk).
+
+The position comes from the venue's fills, not from intentions: each ``OrderFilled`` adds
+(BUY) or removes (SELL) its quantity, minus the commission when it was charged in the base
+asset (Binance charges a BUY's fee in the asset received; the base asset is the symbol's
+prefix). What a SELL sends is the holding rounded down to ``step`` (the symbol's LOT_SIZE
+step: the fee leaves a remainder off the buy's grid); the strategy is long while that is
+positive. ``on_trade`` is the benchmarked hot path: state is a flat list per instrument, the
+steady state is tested first, and nothing is allocated per trade.
 """
 
 from __future__ import annotations
@@ -19,13 +27,16 @@ import math
 from decimal import Decimal
 from typing import ClassVar
 
-from engine.events import Kind, TradeReceived
+from engine.events import Event, Kind, OrderCanceled, OrderExpired, OrderFilled, OrderRejected, TradeReceived
 from engine.fixed import SCALE, parse_e8
 from engine.identifiers import InstrumentId
+from engine.orders import OrderSide, OrderStatus
 from engine.strategy import Strategy, StrategyConfig
 
 # indices into the per-instrument state list
-_PREV, _COUNT, _GAIN, _LOSS, _LONG = range(5)
+_PREV, _COUNT, _GAIN, _LOSS, _MODE = range(5)
+# _MODE values: which decision is possible now
+FLAT, LONG, PENDING = 0, 1, 2
 _MARGIN = 1e-9
 """Margin of the rs pre-check, in RSI points. The float RSI formula is off by ~1e-13 points
 at most (absolute: ``1 + rs`` rounds), so 1e-9 can never be crossed by rounding."""
@@ -47,12 +58,13 @@ def rs_bounds(lower: float, upper: float) -> tuple[float, float]:
 
 
 class RsiConfig(StrategyConfig, frozen=True, kw_only=True):
-    """RSI period, thresholds (0..100, lower < upper) and the intended order size."""
+    """RSI period, thresholds (0..100, lower < upper), the BUY size and the SELL rounding step."""
 
     period: int = 14
     lower: float = 30.0
     upper: float = 70.0
     quantity: Decimal = Decimal("0.01")
+    step: Decimal = Decimal("0.00001")
 
     def __post_init__(self) -> None:
         if self.period < 1:
@@ -62,12 +74,13 @@ class RsiConfig(StrategyConfig, frozen=True, kw_only=True):
                 raise ValueError(f"{name} must be within 0..100, got {v}")
         if not self.lower < self.upper:
             raise ValueError(f"lower ({self.lower}) must be < upper ({self.upper})")
-        if not self.quantity.is_finite() or self.quantity <= 0:
-            raise ValueError(f"quantity must be a positive decimal, got {self.quantity}")
-        try:
-            parse_e8(format(self.quantity, "f"))
-        except ValueError as exc:
-            raise ValueError(f"quantity {self.quantity}: {exc}") from None
+        for name, d in (("quantity", self.quantity), ("step", self.step)):
+            if not d.is_finite() or d <= 0:
+                raise ValueError(f"{name} must be a positive decimal, got {d}")
+            try:
+                parse_e8(format(d, "f"))
+            except ValueError as exc:
+                raise ValueError(f"{name} {d}: {exc}") from None
 
 
 class RsiStrategy(Strategy[RsiConfig]):
@@ -87,9 +100,13 @@ class RsiStrategy(Strategy[RsiConfig]):
         self._upper = config.upper
         self._rs_no_buy, self._rs_no_sell = rs_bounds(config.lower, config.upper)
         self.quantity_e8 = parse_e8(format(config.quantity, "f"))
+        self.step_e8 = parse_e8(format(config.step, "f"))
         self._state: dict[InstrumentId, list[float]] = {}
         self.position_e8: dict[InstrumentId, int] = {}
+        """Base asset held per instrument, from fills (net of base-asset commissions)."""
         self.decisions = 0
+        self.fills = 0
+        self.rejections = 0
 
     def on_trade(self, trade: TradeReceived) -> None:
         st = self._state.get(trade.instrument)
@@ -123,24 +140,54 @@ class RsiStrategy(Strategy[RsiConfig]):
             gain, loss = st[_GAIN], st[_LOSS]
         # Skip the RSI formula when rs = gain/loss is clearly on the no-decision side
         # (see rs_bounds); near a threshold the exact formula below decides.
-        if st[_LONG]:
+        mode = st[_MODE]
+        if mode == LONG:
             if loss != 0.0 and gain / loss <= self._rs_no_sell:
                 return
-        elif loss == 0.0 or gain / loss >= self._rs_no_buy:
-            return
+        elif mode != FLAT or loss == 0.0 or gain / loss >= self._rs_no_buy:
+            return  # (an order in flight, or no buy possible)
         rsi = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
-        if st[_LONG]:
+        if mode == LONG:
             if rsi > self._upper:
-                self._decide(trade.instrument, st, "sell", rsi)
+                self._decide(trade.instrument, st, OrderSide.SELL, rsi)
         elif rsi < self._lower:
-            self._decide(trade.instrument, st, "buy", rsi)
+            self._decide(trade.instrument, st, OrderSide.BUY, rsi)
 
-    def _decide(self, instrument: InstrumentId, st: list[float], side: str, rsi: float) -> None:
-        buy = side == "buy"
-        st[_LONG] = 1 if buy else 0
-        self.position_e8[instrument] = self.quantity_e8 if buy else 0
+    def _decide(self, instrument: InstrumentId, st: list[float], side: OrderSide, rsi: float) -> None:
+        """Signal the decision and send the MARKET order; nothing more until it is final."""
+        buy = side is OrderSide.BUY
+        qty = self.quantity_e8 if buy else self.sellable_e8(instrument)
+        st[_MODE] = PENDING
         self.decisions += 1
-        self.ctx.emit_signal(side, rsi, instrument)
+        self.ctx.emit_signal("buy" if buy else "sell", rsi, instrument)
+        self.ctx.submit_order(instrument, side, qty)
+
+    def sellable_e8(self, instrument: InstrumentId) -> int:
+        """The holding rounded down to ``step``: what a SELL can send."""
+        held = self.position_e8.get(instrument, 0)
+        return held // self.step_e8 * self.step_e8 if held > 0 else 0
+
+    def on_order_event(self, event: Event) -> None:
+        """Fills move the position; a final status or a rejection ends the pending order."""
+        if type(event) is OrderFilled:
+            iid = event.instrument
+            held = self.position_e8.get(iid, 0)
+            held += event.qty if event.side is OrderSide.BUY else -event.qty
+            if event.commission and event.commission_asset and iid.startswith(event.commission_asset):
+                held -= event.commission  # charged in the base asset: we hold that much less
+            self.position_e8[iid] = held
+            self.fills += 1
+            if event.status is OrderStatus.FILLED:
+                self._settle(iid)
+        elif isinstance(event, OrderExpired | OrderCanceled | OrderRejected):
+            if isinstance(event, OrderRejected):
+                self.rejections += 1
+            self._settle(event.instrument)
+
+    def _settle(self, instrument: InstrumentId) -> None:
+        st = self._state.get(instrument)
+        if st is not None:
+            st[_MODE] = LONG if self.sellable_e8(instrument) > 0 else FLAT
 
     def rsi_of(self, instrument: InstrumentId) -> float | None:
         """The instrument's current RSI, or None before ``period`` changes were seen."""

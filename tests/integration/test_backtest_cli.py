@@ -113,7 +113,7 @@ def test_same_hash_across_processes_hash_seeds_and_numba_off(small_log: Path, tm
     hashes = {s["run_hash"] for s in summaries} | {per_event["run_hash"]}
     assert len(hashes) == 1
     s = summaries[0]
-    assert s["events"] == 6000 and s["signals"] > 0 and s["orders"] == 0 and s["fills"] == 0
+    assert s["events"] == 6000 and s["signals"] > 0 and s["orders"] > 0 and s["fills"] > 0
     assert s["out"] == str(tmp_path / "run0")
     with LogReader(tmp_path / "run0") as reader:
         meta = reader.manifest.meta["run"]

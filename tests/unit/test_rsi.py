@@ -5,16 +5,27 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import SignalEmitted, TradeReceived
+from engine.events import (
+    CommandIssued,
+    Event,
+    OrderFilled,
+    OrderRejected,
+    SignalEmitted,
+    TradeReceived,
+)
+from engine.fixed import SCALE
 from engine.identifiers import InstrumentId
 from engine.kernel import Kernel
-from engine.ports import ListSink, chunked
+from engine.orders import OrderSide, OrderType, SubmitOrder
+from engine.ports import LatencyModel, ListSink, chunked
 from strategies.rsi import RsiConfig, RsiStrategy, rs_bounds
+from venues.sim.venue import FlatFee, SimConfig, SimVenue, SymbolSpec
 
 pytestmark = pytest.mark.edge
 
@@ -75,19 +86,43 @@ def reference_decisions(
     return out
 
 
+def l1_venue(iids: Sequence[InstrumentId], fee: FlatFee | None = None) -> SimVenue:
+    """A venue whose book is the last trade (L1 trades-as-book): every MARKET order fills at once."""
+    specs = [SymbolSpec(i, i.split(".")[0], i.split(".")[0][:3], "USDT") for i in sorted(set(iids))]
+    cfg = SimConfig(use_depth=False, trades_as_book=True)
+    balances = {"USDT": 10**12 * SCALE}
+    return SimVenue(specs, balances, config=cfg, fee_model=fee or FlatFee(0, 0))
+
+
 def strategy_run(
-    prices_e8: Sequence[int], iids: Sequence[InstrumentId], cfg: RsiConfig
+    prices_e8: Sequence[int],
+    iids: Sequence[InstrumentId],
+    cfg: RsiConfig,
+    venue: SimVenue | None = None,
+    latency: LatencyModel | None = None,
 ) -> tuple[RsiStrategy, list[SignalEmitted]]:
+    strat, out = kernel_run(prices_e8, iids, cfg, venue or l1_venue(iids), latency)
+    return strat, [e for e in out if isinstance(e, SignalEmitted)]
+
+
+def kernel_run(
+    prices_e8: Sequence[int],
+    iids: Sequence[InstrumentId],
+    cfg: RsiConfig,
+    venue: SimVenue | None,
+    latency: LatencyModel | None = None,
+) -> tuple[RsiStrategy, list[Event]]:
+    """Trade i (size 1e-8) at ts i through a kernel with ``venue`` (None: no venue at all)."""
     events = [
         TradeReceived(i + 1, i, i, iid, p, 1, i, False)
         for i, (p, iid) in enumerate(zip(prices_e8, iids, strict=True))
     ]
     sink = ListSink()
-    kernel = Kernel(sink)
+    kernel = Kernel(sink, venue=venue, latency=latency)
     strat = RsiStrategy(cfg)
     kernel.add_strategy(strat)
     kernel.run(chunked(events, 64))
-    return strat, [e for e in sink.events if isinstance(e, SignalEmitted)]
+    return strat, sink.events
 
 
 price_paths = st.lists(st.integers(min_value=-300, max_value=300), min_size=1, max_size=300).map(
@@ -190,3 +225,89 @@ def test_the_rs_precheck_holds_right_at_its_bounds(
         rs = gain / loss
         if rs <= no_sell:
             assert not 100.0 - 100.0 / (1.0 + rs) > upper
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def zigzag(n: int) -> list[int]:
+    """Prices (e8) that fall for 20 trades then rise for 20, repeatedly: RSI swings 0 <-> 100."""
+    out, p = [], 5_000_000_000_000
+    for i in range(n):
+        p += -1_000_000 if (i // 20) % 2 == 0 else 1_000_000
+        out.append(p)
+    return out
+
+
+def test_each_decision_is_one_market_order_filled_before_the_next_trade() -> None:
+    prices = zigzag(400)
+    strat, out = kernel_run(prices, [BTC] * len(prices), RsiConfig(period=5), l1_venue([BTC]))
+    cmds = [e.command for e in out if isinstance(e, CommandIssued)]
+    signals = [e for e in out if isinstance(e, SignalEmitted)]
+    assert len(cmds) == len(signals) == strat.decisions > 4
+    assert all(isinstance(c, SubmitOrder) and c.order_type is OrderType.MARKET for c in cmds)
+    sides = [c.side for c in cmds if isinstance(c, SubmitOrder)]
+    assert sides == [OrderSide.BUY, OrderSide.SELL] * (len(sides) // 2) + [OrderSide.BUY] * (len(sides) % 2)
+    assert all(c.quantity == 10**6 for c in cmds if isinstance(c, SubmitOrder))
+    fills = [e for e in out if isinstance(e, OrderFilled)]
+    bought = sum(f.qty for f in fills if f.side is OrderSide.BUY)
+    sold = sum(f.qty for f in fills if f.side is OrderSide.SELL)
+    assert strat.position_e8[BTC] == bought - sold == (10**6 if sides[-1] is OrderSide.BUY else 0)
+    assert strat.fills == len(fills)
+
+
+def test_without_a_venue_orders_are_rejected_and_the_strategy_stays_flat() -> None:
+    prices = zigzag(200)
+    strat, out = kernel_run(prices, [BTC] * len(prices), RsiConfig(period=5), None)
+    rejects = [e for e in out if isinstance(e, OrderRejected)]
+    cmds = [e for e in out if isinstance(e, CommandIssued)]
+    assert len(rejects) == len(cmds) == strat.rejections == strat.decisions > 1
+    assert strat.position_e8.get(BTC, 0) == 0
+    assert all(e.command.side is OrderSide.BUY for e in cmds if isinstance(e.command, SubmitOrder))
+    # rejected at once (no latency): pending is cleared and the next oversold trade buys again
+    assert [e.ts_recv for e in cmds] == sorted({e.ts_recv for e in cmds})
+
+
+class _Late:
+    """Orders take 5 ns to reach the venue, answers 5 ns to come back (one trade per ns)."""
+
+    def order_latency_ns(self, ts: int) -> int:
+        return 5
+
+    def response_latency_ns(self, ts: int) -> int:
+        return 5
+
+
+def test_no_new_order_while_one_is_in_flight() -> None:
+    prices = zigzag(400)
+    strat, out = kernel_run(prices, [BTC] * len(prices), RsiConfig(period=5), l1_venue([BTC]), _Late())
+    cmds = [e for e in out if isinstance(e, CommandIssued)]
+    finals = [e for e in out if isinstance(e, OrderFilled) and e.status.value == "FILLED"]
+    assert len(cmds) > 4
+    for cmd, nxt in itertools.pairwise(cmds):
+        # the next order is only decided after the previous one's final report came back (>= 10 ns later)
+        assert any(cmd.ts_recv < f.ts_recv <= nxt.ts_recv for f in finals)
+        assert nxt.ts_recv - cmd.ts_recv >= 10
+
+
+def test_base_asset_commission_reduces_the_holding_and_sells_round_down_to_step() -> None:
+    prices = zigzag(400)
+    fee = FlatFee(0, 1_000_000)  # 1 % taker, charged in the received asset (BTC on a BUY)
+    cfg = RsiConfig(period=5, quantity=Decimal("0.01"), step=Decimal("0.001"))
+    strat, out = kernel_run(prices, [BTC] * len(prices), cfg, l1_venue([BTC], fee))
+    held, sells, fees = 0, [], 0
+    for e in out:  # replay the rule over the log: fills move the holding, a SELL sends it floored
+        if isinstance(e, OrderFilled):
+            held += e.qty if e.side is OrderSide.BUY else -e.qty
+            if e.commission_asset == "BTC":
+                held -= e.commission
+                fees += e.commission
+        elif (
+            isinstance(e, CommandIssued)
+            and isinstance(e.command, SubmitOrder)
+            and e.command.side is OrderSide.SELL
+        ):
+            assert e.command.quantity == held // 10**5 * 10**5
+            sells.append(e.command.quantity)
+    assert len(sells) > 2 and fees > 0 and strat.position_e8[BTC] == held
+    assert min(sells) < 10**6 - 10**4  # the fee took the first sell below the bought quantity

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.edge
 def test_params_are_converted_to_the_field_types() -> None:
     cfg = build_config("rsi", ["period=21", "lower=25", "upper=80.5", "quantity=0.5"])
     assert cfg == RsiConfig(period=21, lower=25.0, upper=80.5, quantity=Decimal("0.5"))
-    assert config_dict(cfg) == {"period": 21, "lower": 25.0, "upper": 80.5, "quantity": "0.5"}
+    assert config_dict(cfg) == {"period": 21, "lower": 25.0, "upper": 80.5, "quantity": "0.5", "step": "0.00001"}
     assert build_config("rsi", {"period": 3}) == RsiConfig(period=3)
 
 

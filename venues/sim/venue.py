@@ -11,8 +11,11 @@ Shape of one request: API-level checks (parameters, symbol permissions, filters;
 for the trigger) -> triggers fired by the trades we printed -> one ``BalanceUpdated``.
 
 Models are injected: a fee model (:class:`FeeModel`), a filter checker (:class:`OrderChecker`,
-by default the exchangeInfo filters of :mod:`venues.sim.filters`), a queue-position model
-(:class:`venues.sim.matching.QueueModel`) and an optional price-impact hook.
+by default the exchangeInfo filters of :mod:`venues.sim.filters`), a queue-position rule
+(:class:`venues.sim.matching.QueueModel`; ``venues.sim.models.queue.ProbabilisticQueueRule``
+fits it too) and an optional price-impact model (:class:`venues.sim.models.impact.ImpactModel`,
+e.g. ``SquareRootImpact``). The tiered/flat schedules of :mod:`venues.sim.models.fees` plug in
+through :class:`venues.sim.adapters.VenueFees`.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from engine.errors import RequestRejected
+from engine.errors import ConfigError, RequestRejected
 from engine.events import (
     AggTradeReceived,
     BalanceUpdated,
@@ -77,7 +80,7 @@ from engine.orders import (
     rises_to_trigger,
 )
 from venues.sim.account import Account
-from venues.sim.filters import OrderParams, SymbolRules, check_order
+from venues.sim.filters import CompiledRules, FilterContext, OrderParams, SymbolRules, check_order
 from venues.sim.idempotency import RecentRequests
 from venues.sim.matching import (
     Order,
@@ -95,6 +98,9 @@ from venues.sim.oco import (
     leg_param,
     placement_order,
 )
+
+if TYPE_CHECKING:
+    from venues.sim.models.impact import ImpactModel
 
 ALL_ORDER_TYPES = frozenset(OrderType)
 ALL_STP_MODES = frozenset(SelfTradePreventionMode)
@@ -196,6 +202,17 @@ class SimConfig(msgspec.Struct, frozen=True, gc=False):
     client_id_pattern: str | None = DEFAULT_CLIENT_ID_PATTERN
     last_price_from_quotes: bool = False
     """Also move the last price (stop triggers, OCO price rules) to the quote mid: for quote-only data."""
+    use_depth: bool = True
+    """True (L2): depth diffs and snapshots build the book takers walk. False (L1): depth events are
+    not subscribed; each bookTicker replaces the book with its two quotes (and trades, with
+    ``trades_as_book``), and a MARKET-like order's quantity beyond the top follows ``l1_remainder``."""
+    trades_as_book: bool = False
+    """L1 only: every trade becomes the whole book, ``(price, size)`` on both sides (NautilusTrader's
+    L1 book on trade ticks), until the next trade or bookTicker. Lets MARKET orders fill on
+    trades-only data."""
+    l1_remainder: str = "slip"
+    """L1 only, MARKET-like orders: ``"slip"`` fills what the top does not cover one tick worse than
+    the top (NautilusTrader's L1 rule); ``"expire"`` expires it (INSUFFICIENT_LIQUIDITY)."""
 
 
 class FeeModel(Protocol):
@@ -294,12 +311,14 @@ def rules_checker(
     )
 
 
-class ImpactModel(Protocol):
-    """Optional price impact on our taker fills: an adverse offset (e8) added to every level a taker walks."""
+class TradeRecorder(Protocol):
+    """Optional extra of a fee model: told the quote volume of every fill (after its commission).
 
-    def offset(self, instrument: InstrumentId, side: OrderSide, qty_e8: int, ts: int) -> int: ...
+    A tiered schedule needs it to move through the VIP tiers (``venues.sim.adapters.VenueFees``
+    has it); the venue calls it when the fee model has a ``record_trade`` method.
+    """
 
-    def on_fill(self, instrument: InstrumentId, side: OrderSide, price_e8: int, qty_e8: int, ts: int) -> None: ...
+    def record_trade(self, ts: int, base_asset: str, quote_asset: str, quote_e8: int) -> None: ...
 
 
 class _Symbol:
@@ -307,21 +326,32 @@ class _Symbol:
 
     __slots__ = (
         "book",
+        "filters",
         "n_algo",
         "n_iceberg",
         "open",
         "open_cids",
         "open_list_cids",
+        "passive",
         "prevented_match_id",
+        "ref_ask",
+        "ref_bid",
         "spec",
+        "tick",
+        "top",
         "track_position",
         "trade_id",
+        "traded_at",
+        "vwap_by_mins",
     )
 
-    def __init__(self, spec: SymbolSpec) -> None:
+    def __init__(self, spec: SymbolSpec, has_impact: bool) -> None:
         self.spec = spec
         windows = tuple(m * NS_PER_MIN for m in spec.rules.avg_price_windows) if spec.rules else ()
         self.book = SymbolBook(tuple(w for w in windows if w > 0))
+        self.vwap_by_mins = {w // NS_PER_MIN: v for w, v in self.book.vwaps.items()}
+        self.filters = CompiledRules(spec.rules) if spec.rules is not None else None
+        """The exchangeInfo filters compiled once (used when the venue runs the default checker)."""
         self.open: dict[int, Order] = {}
         self.open_cids: dict[str, Order] = {}
         self.open_list_cids: dict[str, OrderList] = {}
@@ -330,6 +360,32 @@ class _Symbol:
         self.trade_id = 0
         self.prevented_match_id = -1
         self.track_position = spec.rules is not None and spec.rules.get("MAX_POSITION") is not None
+        self.tick = (spec.rules.tick_size if spec.rules is not None else 0) or 1
+        self.passive = not self.book.vwaps and not has_impact
+        """No per-trade feed (VWAP windows, impact statistics): with no open order a trade only moves the last price."""
+        self.top: tuple[int, int] | None = None
+        """L1 trades-as-book: the last trade's (price, size), not yet written into the book (see _sync_top)."""
+        self.ref_bid = 0
+        self.ref_ask = 0
+        """L1: the last top of each side (quote or trade), the reference of the ``slip`` remainder rule."""
+        self.traded_at: dict[tuple[bool, int], int] = {}
+        """(bid side?, price) -> market volume traded at a price where we rest, since that level's last update."""
+
+    def avg_price_at(self, ts: int) -> Callable[[int], int | None]:
+        """The filters' weighted average price as of ``ts``, by ``avgPriceMins`` (None: no such window or no trade)."""
+        vwaps = self.vwap_by_mins
+        if not vwaps:
+            return _no_avg_price
+
+        def avg(mins: int) -> int | None:
+            v = vwaps.get(mins)
+            return v.value(ts) if v is not None else None
+
+        return avg
+
+
+def _no_avg_price(mins: int) -> int | None:
+    return None
 
 
 class _Reject(Exception):
@@ -378,16 +434,34 @@ class SimVenue:
         impact: ImpactModel | None = None,
     ) -> None:
         self.config = config or SimConfig()
+        cfg = self.config
+        if cfg.l1_remainder not in ("slip", "expire"):
+            raise ConfigError(f"SimConfig.l1_remainder must be 'slip' or 'expire', got {cfg.l1_remainder!r}")
+        if cfg.trades_as_book and cfg.use_depth:
+            raise ConfigError("SimConfig.trades_as_book needs use_depth=False (an L1 book): trades would overwrite the depth")
         self.account = Account(balances)
         self.fees: FeeModel = fee_model or FlatFee()
+        recorder = getattr(self.fees, "record_trade", None)
+        self._record_trade: Callable[[int, str, str, int], None] | None = recorder if callable(recorder) else None
         self.checker: OrderChecker = checker or rules_checker
         self.queue: QueueModel = queue_model or RiskAverseQueue()
-        self.impact = impact
+        self.impact: ImpactModel | None = impact
+        self._trades_as_book = cfg.trades_as_book
+        self._slip = not cfg.use_depth and cfg.l1_remainder == "slip"
         self._symbols: dict[InstrumentId, _Symbol] = {}
+        self._pairs: dict[tuple[str, str], _Symbol] = {}
         for spec in symbols:
             if spec.instrument in self._symbols:
                 raise ValueError(f"symbol {spec.instrument} given twice")
-            self._symbols[spec.instrument] = _Symbol(spec)
+            self._symbols[spec.instrument] = _Symbol(spec, impact is not None)
+            self._pairs.setdefault((spec.base_asset, spec.quote_asset), self._symbols[spec.instrument])
+        self._all_passive = all(st.passive for st in self._symbols.values())
+        self._n_open = 0
+        self.quiet = self._all_passive
+        """No open order anywhere and no per-trade feed: a trade then only sets its symbol's last
+        price (and L1 top), nothing else, and returns no event. A driver may therefore hold back
+        trades while ``quiet`` and hand over only the last one per instrument before the venue's
+        next input (``replay.backtest.VenueKernel`` does)."""
         self._orders: dict[int, Order] = {}
         self._finished: deque[int] = deque()
         self._by_cid: dict[tuple[InstrumentId, str], int] = {}
@@ -408,13 +482,18 @@ class SimVenue:
 
     @property
     def market_kinds(self) -> frozenset[int]:
-        """Market event kinds that can move our orders."""
+        """Market event kinds that can move our orders (no depth kinds for an L1 book: ``use_depth=False``)."""
+        if not self.config.use_depth:
+            return frozenset({Kind.TRADE, Kind.AGG_TRADE, Kind.QUOTE})
         return frozenset({Kind.TRADE, Kind.AGG_TRADE, Kind.QUOTE, Kind.BOOK_DELTA, Kind.BOOK_SNAPSHOT, Kind.BOOK_GAP})
 
     def handle(self, command: AnyCommand, ts: int) -> list[Event]:
         """Apply one command at venue time ``ts`` (int ns); returns the events it caused, in order."""
         self._now = ts
         out: list[Event] = []
+        st = self._symbols.get(command.instrument)
+        if st is not None and st.top is not None:
+            self._sync_top(st)
         t = type(command)
         if t is SubmitOrder:
             self._submit(command, ts, out)  # type: ignore[arg-type]
@@ -441,11 +520,23 @@ class SimVenue:
         ts = event.ts_recv if now_ns is None else now_ns
         self._now = ts
         out: list[Event] = []
-        k = event.kind
-        if k is Kind.TRADE or k is Kind.AGG_TRADE:
+        t = type(event)
+        if t is TradeReceived or t is AggTradeReceived:  # (a type test: Enum member lookups are slow)
+            price: int = event.price  # type: ignore[attr-defined]
+            if not st.open and st.passive:  # the hot path: nothing of ours can fill or trigger
+                st.book.last_price = price
+                if self._trades_as_book:
+                    st.top = (price, event.qty)  # type: ignore[attr-defined]
+                    st.ref_bid = st.ref_ask = price
+                return out
             assert isinstance(event, TradeReceived | AggTradeReceived)
-            self._on_trade(st, event.price, event.qty, event.buyer_maker, ts, out)
-        elif k is Kind.QUOTE:
+            self._on_trade(st, price, event.qty, event.buyer_maker, ts, out)
+            self._flush(ts, out)
+            return out
+        k = event.kind
+        if st.top is not None:
+            self._sync_top(st)
+        if k is Kind.QUOTE:
             assert isinstance(event, QuoteReceived)
             self._on_quote(st, event, ts, out)
         elif k is Kind.BOOK_DELTA:
@@ -493,7 +584,21 @@ class SimVenue:
 
     def market_book(self, instrument: InstrumentId) -> SymbolBook:
         """The matcher's view of one symbol (for tests and reports; do not mutate)."""
-        return self._symbols[instrument].book
+        st = self._symbols[instrument]
+        if st.top is not None:
+            self._sync_top(st)
+        return st.book
+
+    def bnb_balance(self) -> tuple[int, int]:
+        """(free, free + locked) BNB, e8: what fee models paying in BNB need."""
+        acct = self.account
+        free = acct.free_of("BNB")
+        return free, free + acct.locked_of("BNB")
+
+    def price_of(self, base_asset: str, quote_asset: str) -> int | None:
+        """Last trade price of the ``base``/``quote`` symbol if the venue lists it and it traded (fee conversions)."""
+        st = self._pairs.get((base_asset, quote_asset))
+        return st.book.last_price if st is not None else None
 
     def reserved(self) -> dict[str, int]:
         """What open orders and linked OCO pairs hold locked, per asset (must equal the account's locked)."""
@@ -622,6 +727,7 @@ class SimVenue:
         return tif if tif is not None else TimeInForce.GTC
 
     def _check_filters(self, st: _Symbol, params: OrderParams, adding: int, ts: int) -> None:
+        """The default checker runs the symbol's compiled filters directly; an injected one gets the full call."""
         bk = st.book
         position = None
         if st.track_position:
@@ -629,6 +735,12 @@ class SimVenue:
             base = st.spec.base_asset
             position = acct.free_of(base) + acct.locked_of(base) + sum(o.remaining for o in st.open.values() if o.is_buy)
         try:
+            if self.checker is rules_checker:
+                if st.filters is not None:
+                    ctx = FilterContext(st.avg_price_at(ts), bk.last_price, len(st.open), st.n_algo, st.n_iceberg,
+                                        adding, position)
+                    st.filters.check(params, ctx)
+                return
             self.checker(
                 st.spec,
                 params,
@@ -666,8 +778,8 @@ class SimVenue:
             cid = self._client_id(cmd.client_order_id, "newClientOrderId")
             stp = self._stp(cmd.stp_mode, spec)
             if spec.rules is not None or self.checker is not rules_checker:
-                params = OrderParams(
-                    spec.symbol, cmd.side.value, cmd.order_type.value,
+                params = OrderParams(  # StrEnum members are the str values (Enum.value is a slow descriptor)
+                    spec.symbol, cmd.side, cmd.order_type,
                     cmd.price or None, cmd.quantity or None, cmd.quote_order_qty or None,
                     cmd.stop_price or None, cmd.iceberg_qty or None, cmd.trailing_delta or None,
                 )
@@ -732,9 +844,9 @@ class SimVenue:
         """
         cost = base = 0
         step = st.spec.market_step
-        offset = self._impact_offset(st, o)
+        shift = self._impact_shift(st, o)
         budget = o.quote_qty
-        if not budget and not offset:  # fast path: the best displayed level covers the order, ahead of ours
+        if not budget and not shift:  # fast path: the best displayed level covers the order, ahead of ours
             best = st.book.market_opposite(o.is_buy).best()
             own_best = st.book.own(not o.is_buy).best()
             if best is not None and best[1] >= o.qty and (
@@ -746,7 +858,7 @@ class SimVenue:
                 if o.stp is not SelfTradePreventionMode.NONE:
                     continue
                 qty = own.remaining
-            px = price + offset if o.is_buy else price - offset
+            px = price + shift
             if px <= 0:
                 break
             q = min(qty, (budget - cost) * SCALE // px // step * step) if budget else min(qty, o.qty - base)
@@ -754,17 +866,40 @@ class SimVenue:
                 break
             cost += notional(px, q)
             base += q
+        px = self._slip_price(st, o, shift)
+        if px > 0:  # L1: what the top does not cover fills one tick worse (see SimConfig.l1_remainder)
+            q = (budget - cost) * SCALE // px // step * step if budget else o.qty - base
+            if q > 0:
+                cost += notional(px, q)
+                base += q
         return cost, base
 
-    def _impact_offset(self, st: _Symbol, o: Order) -> int:
-        if self.impact is None:
+    def _slip_price(self, st: _Symbol, o: Order, shift: int) -> int:
+        """Price of the L1 ``slip`` remainder of a MARKET-like order (one tick beyond the side's last top), or 0."""
+        if not self._slip or o.order_type not in _MARKET_LIKE:
             return 0
-        return self.impact.offset(st.spec.instrument, o.side, o.qty or 0, self._now)
+        if o.is_buy:
+            return st.ref_ask + st.tick + shift if st.ref_ask else 0
+        px = st.ref_bid - st.tick + shift if st.ref_bid else 0
+        return px if px > 0 else 0
+
+    def _impact_shift(self, st: _Symbol, o: Order) -> int:
+        """Signed price shift of this taker's fills (impact model; 0 without one), from the best opposite price."""
+        impact = self.impact
+        if impact is None:
+            return 0
+        ref = st.book.market_opposite(o.is_buy).best_price() or (st.ref_ask if o.is_buy else st.ref_bid)
+        if not ref:
+            return 0
+        qty = o.remaining if o.qty else 0
+        return impact.shift_e8(self._now, o.side.value, qty, ref, st.tick)
 
     def _accept(self, st: _Symbol, o: Order, action: OrderAction, ts: int, out: list[Event]) -> None:
         o.status = next_status(None, action, o.order_id)
         self._orders[o.order_id] = o
         st.open[o.order_id] = o
+        self._n_open += 1
+        self.quiet = False
         st.open_cids[o.client_order_id] = o
         self._by_cid[(o.instrument, o.client_order_id)] = o.order_id
         if o.order_type in STOP_TYPES:
@@ -845,9 +980,9 @@ class SimVenue:
         bk = st.book
         consume = self.config.consume_liquidity
         market = bk.market_opposite(o.is_buy)
-        step = st.spec.market_step
-        offset = self._impact_offset(st, o)
+        shift = self._impact_shift(st, o)
         market_buy = o.is_buy and o.order_type in _MARKET_LIKE
+        taken = 0
         for price, qty, own in bk.liquidity(o.is_buy, limit):
             if not o.is_open:
                 break
@@ -855,28 +990,41 @@ class SimVenue:
                 if own.is_open and own is not o:
                     self._self_match(st, o, own, price, ts, out)
                 continue
-            px = price + offset if o.is_buy else price - offset
+            px = price + shift
             if px <= 0 or (limit is not None and (px > limit if o.is_buy else px < limit)):
                 break
-            q = min(qty, o.remaining)
-            if market_buy and notional(px, q) > o.locked:
-                q = min(q, o.locked * SCALE // px // step * step)
-                if q <= 0:
-                    self._expire(st, o, ExpiryReason.EXCHANGE_CANCELED, ts, out)
-                    break
+            q = self._take_at(st, o, px, min(qty, o.remaining), market_buy, ts, out)
             if q <= 0:
                 break
-            self._fill(st, o, px, q, False, self._trade_id(st), ts, out)
-            if self.impact is not None:
-                self.impact.on_fill(st.spec.instrument, o.side, px, q, ts)
+            taken += q
             if consume:
                 market.set(price, qty - q)
             if o.remaining <= 0:  # done: do not pull the next level
                 break
+        if o.is_open:
+            px = self._slip_price(st, o, shift)
+            if px > 0:
+                taken += self._take_at(st, o, px, o.remaining, market_buy, ts, out)
+        if taken and self.impact is not None:
+            self.impact.record(ts, o.side.value, taken)
         if o.list_id >= 0 and o.executed:
             lst = self._lists.get(o.list_id)
             if lst is not None and lst.is_open:
                 self._leg_acted(st, lst, o, ts, out)
+
+    def _take_at(self, st: _Symbol, o: Order, px: int, q: int, market_buy: bool, ts: int, out: list[Event]) -> int:
+        """One taker fill of up to ``q`` at ``px``; a MARKET BUY is bounded by its lock (EXCHANGE_CANCELED when
+        not even one step fits). Returns the quantity filled (0: stop walking)."""
+        if market_buy and notional(px, q) > o.locked:
+            step = st.spec.market_step
+            q = min(q, o.locked * SCALE // px // step * step)
+            if q <= 0:
+                self._expire(st, o, ExpiryReason.EXCHANGE_CANCELED, ts, out)
+                return 0
+        if q <= 0:
+            return 0
+        self._fill(st, o, px, q, False, self._trade_id(st), ts, out)
+        return q
 
     def _trade_id(self, st: _Symbol) -> int:
         st.trade_id += 1
@@ -898,6 +1046,8 @@ class SimVenue:
         fee_asset, fee = self._commission(spec, o, price, q, quote, maker, ts)
         if fee:
             acct.charge_fee(fee_asset, fee)
+        if self._record_trade is not None:
+            self._record_trade(ts, spec.base_asset, spec.quote_asset, quote)
         o.executed += q
         o.cum_quote += quote
         o.update_time = ts
@@ -1013,14 +1163,21 @@ class SimVenue:
 
     def _on_trade(self, st: _Symbol, price: int, qty: int, buyer_maker: bool, ts: int, out: list[Event]) -> None:
         bk = st.book
+        if st.top is not None:
+            self._sync_top(st)  # the book as it stood before this print (iceberg refills read it)
         bk.last_price = price
         for v in bk.vwaps.values():
             v.add(ts, price, qty)
+        if self.impact is not None:
+            self.impact.on_trade(ts, price, qty)
         own = bk.bids if buyer_maker else bk.asks  # a selling taker hits bids, a buying taker lifts asks
         best = own.best()
         if best is not None and (best >= price if buyer_maker else best <= price):
             budget = qty
             queue = self.queue
+            if price in own.levels:  # a queue rule must not count this print again as a cancel
+                key = (buyer_maker, price)
+                st.traded_at[key] = st.traded_at.get(key, 0) + qty
             for p in own.prices_from_best(price):
                 level = own.levels.get(p)
                 if not level:
@@ -1044,13 +1201,42 @@ class SimVenue:
                         self._maker_fill(st, m, f, self._trade_id(st), ts, out)
                 if budget <= 0:
                     break
+        if self._trades_as_book:
+            st.top = (price, qty)
+            st.ref_bid = st.ref_ask = price
         self._dirty.add(st)
         self._run_triggers(st, ts, out)
 
+    def _sync_top(self, st: _Symbol) -> None:
+        """L1 trades-as-book: write the last trade into the book as the whole of both sides.
+
+        Deferred from the trade itself to the next thing that reads the book (a command, another
+        market event, a report), so a trade nobody acts on costs no book update.
+        """
+        top = st.top
+        st.top = None
+        if top is not None and top[1] > 0:
+            price, qty = top
+            for side in (st.book.book.bids, st.book.book.asks):
+                side.clear()
+                side.set(price, qty)
+
     def _on_quote(self, st: _Symbol, q: QuoteReceived, ts: int, out: list[Event]) -> None:
-        """A bookTicker: the top of each side becomes exactly the quote (better levels were taken)."""
+        """A bookTicker: the top of each side becomes exactly the quote (better levels were taken).
+
+        L1 (``use_depth=False``): the quote is all there is, each side becomes just its quote.
+        """
         book = st.book.book
+        l1 = not self.config.use_depth
+        if l1:
+            st.ref_bid = q.bid_price or st.ref_bid
+            st.ref_ask = q.ask_price or st.ref_ask
         for side, own, price, qty in ((book.bids, st.book.bids, q.bid_price, q.bid_qty), (book.asks, st.book.asks, q.ask_price, q.ask_qty)):
+            if l1:
+                if price > 0:
+                    self._apply_side(st, side, own, ((price, qty),))
+                side.replace(((price, qty),) if price > 0 else ())
+                continue
             sign = 1 if side is book.bids else -1
             while True:  # levels better than the quote are gone
                 best = side.best_price()
@@ -1067,12 +1253,23 @@ class SimVenue:
 
     def _apply_side(self, st: _Symbol, side: Any, own: Any, levels: Sequence[tuple[int, int]]) -> None:
         own_levels = own.levels
+        is_bid = own is st.book.bids
         for price, qty in levels:
             if own_levels and price in own_levels:
-                old = side.qty(price)
+                old = self._level_before(st, is_bid, price, side.qty(price))
                 for m in own_levels[price].values():
                     m.queue_ahead = self.queue.on_level_change(m.queue_ahead, old, qty)
             side.set(price, qty)
+
+    @staticmethod
+    def _level_before(st: _Symbol, is_bid: bool, price: int, shown: int) -> int:
+        """The level as it stood after the trades at its price that the queue rule already applied.
+
+        A depth update's decrease includes those prints; handing the rule the level net of them
+        keeps a probabilistic rule from taking them for cancels a second time.
+        """
+        traded = st.traded_at.pop((is_bid, price), 0)
+        return shown - traded if shown > traded else 0
 
     def _on_levels(self, st: _Symbol, bids: Sequence[tuple[int, int]], asks: Sequence[tuple[int, int]], ts: int,
                    out: list[Event]) -> None:
@@ -1085,7 +1282,8 @@ class SimVenue:
     def _on_snapshot(self, st: _Symbol, ev: BookSnapshotReceived, ts: int, out: list[Event]) -> None:
         book = st.book.book
         for side, own in ((book.bids, st.book.bids), (book.asks, st.book.asks)):
-            before = {p: side.qty(p) for p in own.levels}
+            is_bid = side is book.bids
+            before = {p: self._level_before(st, is_bid, p, side.qty(p)) for p in own.levels}
             side.replace(ev.bids if side is book.bids else ev.asks)
             for p, old in before.items():
                 new = side.qty(p)
@@ -1179,6 +1377,9 @@ class SimVenue:
             self.account.unlock(st.spec.quote_asset if o.is_buy else st.spec.base_asset, o.locked)
             o.locked = 0
         if st.open.pop(o.order_id, None) is not None:
+            self._n_open -= 1
+            if not self._n_open:
+                self.quiet = self._all_passive
             if st.open_cids.get(o.client_order_id) is o:
                 del st.open_cids[o.client_order_id]
             if o.order_type in STOP_TYPES:
@@ -1692,12 +1893,12 @@ def order_list_legs(venue: SimVenue, order_list_id: int) -> list[OrderSnapshot]:
 __all__ = [
     "FeeModel",
     "FlatFee",
-    "ImpactModel",
     "OrderChecker",
     "OrderLeg",
     "SimConfig",
     "SimVenue",
     "SymbolSpec",
+    "TradeRecorder",
     "render_order",
     "render_order_list",
     "render_query",

@@ -130,7 +130,26 @@ def round_to_tick(value_e8: float, tick_e8: int) -> int:
 
 
 class ImpactModel(Protocol):
-    def on_trade(self, ts_ns: int, price_e8: int, qty_e8: int) -> None: ...
+    """What the venue calls (``venues.sim.venue.SimVenue(impact=...)``).
+
+    The venue walks the book itself (its walk also merges our own resting orders and
+    checks funds), so it asks for the one price shift of an order *before* the walk
+    (:meth:`shift_e8`, pure: the venue also uses it to size a MARKET BUY's lock) and says
+    what traded afterwards (:meth:`record`). :meth:`apply` is the same rule on a list of
+    fills, for callers that already have a plain walk.
+    """
+
+    def on_trade(self, ts_ns: int, price_e8: int, qty_e8: int) -> None:
+        """A market trade (not ours): feeds the sigma/V estimates."""
+        ...
+
+    def shift_e8(self, ts_ns: int, side: str, qty_e8: int, ref_price_e8: int, tick_e8: int) -> int:
+        """Signed shift (e8, on the tick grid) of every fill of an order of ``qty_e8``; no state change."""
+        ...
+
+    def record(self, ts_ns: int, side: str, qty_e8: int) -> None:
+        """An order of ours traded ``qty_e8``: the permanent part of its impact stays."""
+        ...
 
     def permanent_shift_e8(self, ts_ns: int, ref_price_e8: int, tick_e8: int) -> int: ...
 
@@ -144,6 +163,12 @@ class NoImpact:
 
     def on_trade(self, ts_ns: int, price_e8: int, qty_e8: int) -> None:
         """Nothing to estimate."""
+
+    def shift_e8(self, ts_ns: int, side: str, qty_e8: int, ref_price_e8: int, tick_e8: int) -> int:
+        return 0
+
+    def record(self, ts_ns: int, side: str, qty_e8: int) -> None:
+        """Nothing stays."""
 
     def permanent_shift_e8(self, ts_ns: int, ref_price_e8: int, tick_e8: int) -> int:
         return 0
@@ -216,18 +241,31 @@ class SquareRootImpact:
             return []
         sign = 1 if side == "BUY" else -1
         qty = sum(q for _, q in fills)
-        ref = fills[0][0]
-        impact = self.impact_fraction(ts_ns, qty)
-        perm_now = self.permanent_fraction(ts_ns)
-        shift = round_to_tick(ref * (perm_now + sign * impact), tick_e8)
+        shift = self.shift_e8(ts_ns, side, qty, fills[0][0], tick_e8)
         if shift == 0:
             out = list(fills)  # exactly the book walk: no clamping of anything we did not move
         else:
             out = [(self._clamp(p + shift, sign, tick_e8, limit_price_e8), q) for p, q in fills]
-        if impact:
-            self._perm = perm_now + sign * impact * self.permanent_share
-            self._perm_ts = ts_ns
+        self.record(ts_ns, side, qty)
         return out
+
+    def shift_e8(self, ts_ns: int, side: str, qty_e8: int, ref_price_e8: int, tick_e8: int) -> int:
+        """The permanent state plus this order's I, times ``ref``, on the tick grid (signed:
+        a BUY pays up, a SELL down). Pure, so a venue can size a lock and then walk."""
+        impact = self.impact_fraction(ts_ns, qty_e8)
+        perm_now = self.permanent_fraction(ts_ns)
+        if impact == 0.0 and perm_now == 0.0:
+            return 0
+        sign = 1 if side == "BUY" else -1
+        return round_to_tick(ref_price_e8 * (perm_now + sign * impact), tick_e8)
+
+    def record(self, ts_ns: int, side: str, qty_e8: int) -> None:
+        """After an order of ``qty_e8`` traded: ``permanent_share * I`` joins the decayed state."""
+        impact = self.impact_fraction(ts_ns, qty_e8)
+        if impact:
+            sign = 1 if side == "BUY" else -1
+            self._perm = self.permanent_fraction(ts_ns) + sign * impact * self.permanent_share
+            self._perm_ts = ts_ns
 
     @staticmethod
     def _clamp(price: int, sign: int, tick_e8: int, limit: int | None) -> int:
