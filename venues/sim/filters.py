@@ -38,6 +38,8 @@ _TRAILING_ABOVE = frozenset(
 SCALE: int = _SCALE_ANY
 """1e8 as a typed int (engine.fixed's ``10**8`` is untyped for mypy)."""
 
+AvgPrice = Callable[[int], int | None]
+"""``avgPriceMins`` -> the weighted average price over that window (None: no trade in it)."""
 RefPrice = int | Callable[[int], int | None] | None
 """The weighted average price: one e8 int for every ``avgPriceMins`` > 0, or a function of the
 minutes (the venue may keep one average per window), or None when no trade exists yet."""
@@ -65,45 +67,66 @@ class OrderParams(msgspec.Struct, frozen=True, gc=False):
         return bool(self.iceberg_qty)
 
 
-class _Ctx(msgspec.Struct, frozen=True, gc=False):
-    """Everything a filter needs besides the order: market reference and account counts."""
-
-    order: OrderParams
-    avg_price_e8: RefPrice
-    last_price_e8: int | None
-    open_orders: int
-    open_algo: int
-    open_iceberg: int
-    adding: int
-    base_position_e8: int | None
-
-    def ref(self, mins: int) -> int | None:
-        """Reference price for a filter: the last price when ``avgPriceMins`` is 0."""
-        if mins == 0:
-            return self.last_price_e8
-        avg = self.avg_price_e8
-        return avg(mins) if callable(avg) else avg
-
-    @property
-    def is_market(self) -> bool:
-        return self.order.type in MARKET_TYPES
+# --------------------------------------------------------------------------- the filters
+#
+# Each filter states its rule for one order type as a Python expression that is true when the
+# order violates it, with the symbol's numbers written in as int literals and disabled sub-rules
+# (a 0 bound) left out; None when it can never fail for that type (MARKET_LOT_SIZE for a LIMIT,
+# MAX_NUM_ALGO_ORDERS for a non-stop). The expressions read the order's fields by their
+# OrderParams names (``price``, ``quantity``, ``side``...) and the context by the names of
+# ``_ARGS``. :class:`CompiledRules` joins them into one function per (symbol, order type).
+# Only ints, the filter names and the fixed text below reach the generated source.
 
 
-def _on_grid(value: int, lo: int, step: int, from_min: bool) -> bool:
-    """``(value - min) % step == 0`` (older docs, the brief) or ``value % step == 0`` (docs
-    since 2022); both agree whenever min is a multiple of step, as in every real file."""
-    if step == 0:
-        return True
-    return (value - lo if from_min else value) % step == 0
+def _band(field: str, lo: int, hi: int, step: int, from_min: bool, zero_is_absent: bool = False) -> str:
+    """``field`` present and outside [lo, hi] or off the step grid; a 0 bound disables its sub-rule.
+
+    The grid is ``(value - min) % step == 0`` (older docs, the brief) or ``value % step == 0``
+    (docs since 2022); both agree whenever min is a multiple of step, as in every real file.
+    ``zero_is_absent``: 0 means "not sent" (icebergQty).
+    """
+    rules = []
+    if lo:
+        rules.append(f"{field} < {lo}")
+    if hi:
+        rules.append(f"{field} > {hi}")
+    if step:
+        offset = lo % step if from_min else 0  # (v - lo) % step == 0 <=> (v - lo % step) % step == 0
+        rules.append(f"({field} - {offset}) % {step} != 0" if offset else f"{field} % {step} != 0")
+    if not rules:
+        return ""
+    present = field if zero_is_absent else f"{field} is not None"
+    return f"({present} and ({' or '.join(rules)}))"
 
 
-def _in_band(value: int, lo: int, hi: int, step: int, from_min: bool) -> bool:
-    """min/max/step with 0 meaning that sub-rule is disabled."""
-    if lo and value < lo:
-        return False
-    if hi and value > hi:
-        return False
-    return _on_grid(value, lo, step, from_min)
+def _any(*conditions: str) -> str | None:
+    """Join the non-empty conditions with ``or``; None when there is none (the filter cannot fail)."""
+    parts = [x for x in conditions if x]
+    return " or ".join(parts) if parts else None
+
+
+def _ref(mins: int) -> str:
+    """The filter's reference price: the last price when ``avgPriceMins`` is 0, else the average."""
+    return "last_price" if mins == 0 else f"avg_price({mins})"
+
+
+def _outside_multipliers(up: str, down: str, mins: int) -> str:
+    """``ref*down <= price <= ref*up`` violated, exactly (multipliers are e8, so compare at e16).
+    Choice: no trade yet -> no reference -> the band cannot be applied."""
+    return (
+        f"(price is not None and (_ref := {_ref(mins)}) is not None"
+        f" and (price * {SCALE} > _ref * {up} or price * {SCALE} < _ref * {down}))"
+    )
+
+
+def _notional_e16(is_market: bool, mins: int) -> str:
+    """price x qty in e16 units, or None when it cannot be known (a MARKET order before any trade).
+    quoteOrderQty is the notional itself; stop-market orders use their stopPrice."""
+    price = f"(stop_price if stop_price is not None else {_ref(mins)})" if is_market else "price"
+    return (
+        f"((0 if quote_order_qty is None else quote_order_qty * {SCALE}) if quantity is None"
+        f" else (None if (_px := {price}) is None else _px * quantity))"
+    )
 
 
 class PriceFilter(msgspec.Struct, frozen=True, gc=False):
@@ -115,21 +138,9 @@ class PriceFilter(msgspec.Struct, frozen=True, gc=False):
     tick_size: int
     grid_from_min: bool = True
 
-    def violated(self, c: _Ctx) -> bool:
-        for v in (c.order.price, c.order.stop_price):
-            if v is not None and not _in_band(
-                v, self.min_price, self.max_price, self.tick_size, self.grid_from_min
-            ):
-                return True
-        return False
-
-
-def _outside_multipliers(price: int, ref: int | None, up: int, down: int) -> bool:
-    """``ref*down <= price <= ref*up`` exactly (multipliers are e8, so compare at e16)."""
-    if ref is None:
-        return False  # choice: no trade yet -> no reference -> the band cannot be applied
-    scaled = price * SCALE
-    return scaled > ref * up or scaled < ref * down
+    def condition(self, order_type: str) -> str | None:
+        band = (self.min_price, self.max_price, self.tick_size, self.grid_from_min)
+        return _any(_band("price", *band), _band("stop_price", *band))
 
 
 class PercentPrice(msgspec.Struct, frozen=True, gc=False):
@@ -140,11 +151,8 @@ class PercentPrice(msgspec.Struct, frozen=True, gc=False):
     multiplier_down: int
     avg_price_mins: int
 
-    def violated(self, c: _Ctx) -> bool:
-        p = c.order.price
-        if p is None:
-            return False
-        return _outside_multipliers(p, c.ref(self.avg_price_mins), self.multiplier_up, self.multiplier_down)
+    def condition(self, order_type: str) -> str | None:
+        return _outside_multipliers(str(self.multiplier_up), str(self.multiplier_down), self.avg_price_mins)
 
 
 class PercentPriceBySide(msgspec.Struct, frozen=True, gc=False):
@@ -161,14 +169,10 @@ class PercentPriceBySide(msgspec.Struct, frozen=True, gc=False):
     ask_multiplier_down: int
     avg_price_mins: int
 
-    def violated(self, c: _Ctx) -> bool:
-        p = c.order.price
-        if p is None:
-            return False
-        ref = c.ref(self.avg_price_mins)
-        if c.order.side == "BUY":
-            return _outside_multipliers(p, ref, self.bid_multiplier_up, self.bid_multiplier_down)
-        return _outside_multipliers(p, ref, self.ask_multiplier_up, self.ask_multiplier_down)
+    def condition(self, order_type: str) -> str | None:
+        up = f"({self.bid_multiplier_up} if side == 'BUY' else {self.ask_multiplier_up})"
+        down = f"({self.bid_multiplier_down} if side == 'BUY' else {self.ask_multiplier_down})"
+        return _outside_multipliers(up, down, self.avg_price_mins)
 
 
 class LotSize(msgspec.Struct, frozen=True, gc=False):
@@ -180,14 +184,9 @@ class LotSize(msgspec.Struct, frozen=True, gc=False):
     step_size: int
     grid_from_min: bool = True
 
-    def _ok(self, q: int) -> bool:
-        return _in_band(q, self.min_qty, self.max_qty, self.step_size, self.grid_from_min)
-
-    def violated(self, c: _Ctx) -> bool:
-        o = c.order
-        if o.quantity is not None and not self._ok(o.quantity):
-            return True
-        return bool(o.iceberg_qty) and not self._ok(o.iceberg_qty or 0)
+    def condition(self, order_type: str) -> str | None:
+        band = (self.min_qty, self.max_qty, self.step_size, self.grid_from_min)
+        return _any(_band("quantity", *band), _band("iceberg_qty", *band, zero_is_absent=True))
 
 
 class MarketLotSize(LotSize, frozen=True, gc=False):
@@ -195,23 +194,10 @@ class MarketLotSize(LotSize, frozen=True, gc=False):
 
     name: ClassVar[str] = "MARKET_LOT_SIZE"
 
-    def violated(self, c: _Ctx) -> bool:
-        q = c.order.quantity
-        return c.is_market and q is not None and not self._ok(q)
-
-
-def _notional_e16(c: _Ctx, mins: int) -> int | None:
-    """price x qty in e16 units, or None when it cannot be known (a MARKET order before any
-    trade). quoteOrderQty is the notional itself; stop-market orders use their stopPrice."""
-    o = c.order
-    if o.quote_order_qty is not None and o.quantity is None:
-        return o.quote_order_qty * SCALE
-    if o.quantity is None:
-        return 0
-    price = o.price
-    if c.is_market:
-        price = o.stop_price if o.stop_price is not None else c.ref(mins)
-    return None if price is None else price * o.quantity
+    def condition(self, order_type: str) -> str | None:
+        if order_type not in MARKET_TYPES:
+            return None
+        return _any(_band("quantity", self.min_qty, self.max_qty, self.step_size, self.grid_from_min))
 
 
 class MinNotional(msgspec.Struct, frozen=True, gc=False):
@@ -222,11 +208,12 @@ class MinNotional(msgspec.Struct, frozen=True, gc=False):
     apply_to_market: bool
     avg_price_mins: int
 
-    def violated(self, c: _Ctx) -> bool:
-        if c.is_market and not self.apply_to_market:
-            return False
-        n = _notional_e16(c, self.avg_price_mins)
-        return n is None or n < self.min_notional * SCALE
+    def condition(self, order_type: str) -> str | None:
+        is_market = order_type in MARKET_TYPES
+        if is_market and not self.apply_to_market:
+            return None
+        notional = _notional_e16(is_market, self.avg_price_mins)
+        return f"((_n := {notional}) is None or _n < {self.min_notional * SCALE})"
 
 
 class Notional(msgspec.Struct, frozen=True, gc=False):
@@ -240,15 +227,17 @@ class Notional(msgspec.Struct, frozen=True, gc=False):
     apply_max_to_market: bool
     avg_price_mins: int
 
-    def violated(self, c: _Ctx) -> bool:
-        check_min = not c.is_market or self.apply_min_to_market
-        check_max = bool(self.max_notional) and (not c.is_market or self.apply_max_to_market)
+    def condition(self, order_type: str) -> str | None:
+        is_market = order_type in MARKET_TYPES
+        check_min = not is_market or self.apply_min_to_market
+        check_max = bool(self.max_notional) and (not is_market or self.apply_max_to_market)
         if not (check_min or check_max):
-            return False
-        n = _notional_e16(c, self.avg_price_mins)
-        if n is None:
-            return True
-        return (check_min and n < self.min_notional * SCALE) or (check_max and n > self.max_notional * SCALE)
+            return None
+        bounds = [f"_n < {self.min_notional * SCALE}"] if check_min else []
+        if check_max:
+            bounds.append(f"_n > {self.max_notional * SCALE}")
+        notional = _notional_e16(is_market, self.avg_price_mins)
+        return f"((_n := {notional}) is None or {' or '.join(bounds)})"
 
 
 class IcebergParts(msgspec.Struct, frozen=True, gc=False):
@@ -257,11 +246,8 @@ class IcebergParts(msgspec.Struct, frozen=True, gc=False):
     name: ClassVar[str] = "ICEBERG_PARTS"
     limit: int
 
-    def violated(self, c: _Ctx) -> bool:
-        o = c.order
-        if not o.iceberg_qty or o.quantity is None:
-            return False
-        return -(-o.quantity // o.iceberg_qty) > self.limit
+    def condition(self, order_type: str) -> str | None:
+        return f"(iceberg_qty and quantity is not None and -(-quantity // iceberg_qty) > {self.limit})"
 
 
 class MaxNumOrders(msgspec.Struct, frozen=True, gc=False):
@@ -270,8 +256,8 @@ class MaxNumOrders(msgspec.Struct, frozen=True, gc=False):
     name: ClassVar[str] = "MAX_NUM_ORDERS"
     limit: int
 
-    def violated(self, c: _Ctx) -> bool:
-        return c.open_orders + c.adding > self.limit
+    def condition(self, order_type: str) -> str | None:
+        return f"open_orders + adding > {self.limit}"
 
 
 class MaxNumAlgoOrders(msgspec.Struct, frozen=True, gc=False):
@@ -280,8 +266,8 @@ class MaxNumAlgoOrders(msgspec.Struct, frozen=True, gc=False):
     name: ClassVar[str] = "MAX_NUM_ALGO_ORDERS"
     limit: int
 
-    def violated(self, c: _Ctx) -> bool:
-        return c.order.type in ALGO_TYPES and c.open_algo + c.adding > self.limit
+    def condition(self, order_type: str) -> str | None:
+        return f"open_algo + adding > {self.limit}" if order_type in ALGO_TYPES else None
 
 
 class MaxNumIcebergOrders(msgspec.Struct, frozen=True, gc=False):
@@ -290,8 +276,8 @@ class MaxNumIcebergOrders(msgspec.Struct, frozen=True, gc=False):
     name: ClassVar[str] = "MAX_NUM_ICEBERG_ORDERS"
     limit: int
 
-    def violated(self, c: _Ctx) -> bool:
-        return c.order.is_iceberg and c.open_iceberg + c.adding > self.limit
+    def condition(self, order_type: str) -> str | None:
+        return f"(iceberg_qty and open_iceberg + adding > {self.limit})"
 
 
 class MaxPosition(msgspec.Struct, frozen=True, gc=False):
@@ -303,10 +289,11 @@ class MaxPosition(msgspec.Struct, frozen=True, gc=False):
     name: ClassVar[str] = "MAX_POSITION"
     max_position: int
 
-    def violated(self, c: _Ctx) -> bool:
-        if c.order.side != "BUY" or c.base_position_e8 is None:
-            return False
-        return c.base_position_e8 + (c.order.quantity or 0) > self.max_position
+    def condition(self, order_type: str) -> str | None:
+        return (
+            "(side == 'BUY' and base_position is not None"
+            f" and base_position + (quantity or 0) > {self.max_position})"
+        )
 
 
 class TrailingDelta(msgspec.Struct, frozen=True, gc=False):
@@ -319,14 +306,13 @@ class TrailingDelta(msgspec.Struct, frozen=True, gc=False):
     min_trailing_below_delta: int
     max_trailing_below_delta: int
 
-    def violated(self, c: _Ctx) -> bool:
-        o = c.order
-        d = o.trailing_delta
-        if d is None or o.type not in ALGO_TYPES:
-            return False
-        if (o.type, o.side) in _TRAILING_ABOVE:
-            return not self.min_trailing_above_delta <= d <= self.max_trailing_above_delta
-        return not self.min_trailing_below_delta <= d <= self.max_trailing_below_delta
+    def condition(self, order_type: str) -> str | None:
+        if order_type not in ALGO_TYPES:
+            return None
+        above_side = "BUY" if (order_type, "BUY") in _TRAILING_ABOVE else "SELL"
+        above = f"{self.min_trailing_above_delta} <= trailing_delta <= {self.max_trailing_above_delta}"
+        below = f"{self.min_trailing_below_delta} <= trailing_delta <= {self.max_trailing_below_delta}"
+        return f"(trailing_delta is not None and not (({above}) if side == {above_side!r} else ({below})))"
 
 
 SymbolFilter = (
@@ -594,17 +580,132 @@ _PRECISION_PARAMS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def check_precision(rules: SymbolRules, order: OrderParams) -> None:
-    """-1111 when a value has more decimals than its asset's precision (base for quantities,
-    quote for prices and quoteOrderQty); fields checked in OrderParams order."""
-    base_unit: int = 10 ** (SCALE_DIGITS - rules.base_asset_precision)
-    quote_unit: int = 10 ** (SCALE_DIGITS - rules.quote_precision)
-    if base_unit == quote_unit == 1:
-        return  # 8 decimals: every e8 int fits (the common case, kept cheap)
+def _precision_units(rules: SymbolRules) -> tuple[int, int]:
+    """(base unit, quote unit) in e8: the smallest value each asset's precision allows."""
+    return 10 ** (SCALE_DIGITS - rules.base_asset_precision), 10 ** (SCALE_DIGITS - rules.quote_precision)
+
+
+def _check_units(order: OrderParams, base_unit: int, quote_unit: int) -> None:
     for field, param, base in _PRECISION_PARAMS:
         value = getattr(order, field)
         if value is not None and value % (base_unit if base else quote_unit):
             raise RequestRejected(-1111, f"Parameter '{param}' has too much precision.")
+
+
+def check_precision(rules: SymbolRules, order: OrderParams) -> None:
+    """-1111 when a value has more decimals than its asset's precision (base for quantities,
+    quote for prices and quoteOrderQty); fields checked in OrderParams order."""
+    base_unit, quote_unit = _precision_units(rules)
+    if base_unit == quote_unit == 1:
+        return  # 8 decimals: every e8 int fits (the common case, kept cheap)
+    _check_units(order, base_unit, quote_unit)
+
+
+FirstFailure = Callable[[OrderParams, AvgPrice, int | None, int, int, int, int, int | None], str | None]
+"""One symbol's filters for one order type: ``(order, *_ARGS)`` -> the name of the first filter the
+order violates, or None."""
+
+_ARGS = "avg_price, last_price, open_orders, open_algo, open_iceberg, adding, base_position"
+"""The context every generated check takes after the order (see :meth:`CompiledRules.check`)."""
+_FIELDS = ("side", "price", "quantity", "quote_order_qty", "stop_price", "iceberg_qty", "trailing_delta")
+"""The OrderParams fields the conditions read (bound to locals first: one attribute read each)."""
+
+_GENERATED: dict[str, FirstFailure] = {}
+"""Generated functions by source text: symbols with the same numbers share one."""
+_GENERATED_MAX = 4096
+
+
+def filter_source(filters: Iterable[SymbolFilter], order_type: str) -> str:
+    """Python source of the check for ``order_type``: each filter's condition, in listing order."""
+    lines = [f"def first_failure(o, {_ARGS}):"]
+    lines.extend(f"    {f} = o.{f}" for f in _FIELDS)
+    for f in filters:
+        cond = f.condition(order_type)
+        if cond is not None:
+            lines.append(f"    if {cond}:")
+            lines.append(f"        return {f.name!r}")
+    lines.append("    return None")
+    return "\n".join(lines) + "\n"
+
+
+def _generated(source: str) -> FirstFailure:
+    fn = _GENERATED.get(source)
+    if fn is None:
+        if len(_GENERATED) >= _GENERATED_MAX:
+            _GENERATED.clear()
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<venues.sim.filters: generated check>", "exec"), namespace)
+        fn = _GENERATED[source] = namespace["first_failure"]
+    return fn
+
+
+class CompiledRules:
+    """One symbol's filters as one generated function per order type: every rule inline, int literals.
+
+    Why: the venue checks every new order, and walking generic filter objects (a Python call
+    per filter, attribute chains, flags that are constant for the symbol, filters that cannot
+    apply to the order's type) cost more than all the rest of a placement. Each filter states
+    its rule as an expression (``condition``); the function for a type is those expressions in
+    listing order, generated on first use and cached (``source(type)`` shows it).
+    :func:`check_order` runs the same functions, so every rule has one implementation, the one
+    the real-exchangeInfo tests check against an independent Decimal oracle.
+    """
+
+    __slots__ = ("_by_type", "_filters", "_units", "symbol")
+
+    def __init__(self, rules: SymbolRules) -> None:
+        self.symbol = rules.symbol
+        self._filters = rules.filters
+        units = _precision_units(rules)
+        self._units: tuple[int, int] | None = None if units == (1, 1) else units
+        self._by_type: dict[str, FirstFailure] = {}
+
+    def source(self, order_type: str) -> str:
+        """The generated check for this order type, as Python source."""
+        return filter_source(self._filters, order_type)
+
+    def for_type(self, order_type: str) -> FirstFailure:
+        """The check for this order type (generated once)."""
+        fn = self._by_type.get(order_type)
+        if fn is None:
+            fn = self._by_type[order_type] = _generated(self.source(order_type))
+        return fn
+
+    def check(
+        self,
+        order: OrderParams,
+        avg_price: AvgPrice,
+        last_price: int | None,
+        open_orders: int,
+        open_algo: int,
+        open_iceberg: int,
+        adding: int = 1,
+        base_position: int | None = None,
+    ) -> None:
+        """Raise the rejection :func:`check_order` would raise (-1121, -1111, -1013), else return.
+
+        ``avg_price(mins)`` is the weighted average price over ``avgPriceMins`` (None: no trade);
+        the counts are the symbol's open orders before this request; ``adding`` how many it creates.
+        """
+        if order.symbol != self.symbol:
+            raise RequestRejected(-1121, "Invalid symbol.")
+        if self._units is not None:
+            _check_units(order, *self._units)
+        fn = self._by_type.get(order.type) or self.for_type(order.type)
+        name = fn(order, avg_price, last_price, open_orders, open_algo, open_iceberg, adding, base_position)
+        if name is not None:
+            raise RequestRejected(-1013, f"Filter failure: {name}")
+
+
+def avg_price_reader(avg_price_e8: RefPrice) -> AvgPrice:
+    """A RefPrice as the function of ``avgPriceMins`` that :meth:`CompiledRules.check` takes."""
+    if callable(avg_price_e8):
+        return avg_price_e8
+
+    def constant(mins: int) -> int | None:
+        return avg_price_e8
+
+    return constant
 
 
 def check_order(
@@ -624,13 +725,11 @@ def check_order(
     ``open_*_count`` are the account's open orders on this symbol *before* this request;
     ``adding`` is how many orders the request creates (2 for an OCO leg pair checked as one).
     ``base_position_e8`` (free + locked base + open BUY quantity) enables MAX_POSITION.
+    Checking many orders of one symbol: keep a :class:`CompiledRules` instead (same result).
     """
-    if order.symbol != rules.symbol:
-        raise RequestRejected(-1121, "Invalid symbol.")
-    check_precision(rules, order)
-    ctx = _Ctx(
+    CompiledRules(rules).check(
         order,
-        avg_price_e8,
+        avg_price_reader(avg_price_e8),
         last_price_e8,
         open_orders_count,
         open_algo_count,
@@ -638,9 +737,6 @@ def check_order(
         adding,
         base_position_e8,
     )
-    for f in rules.filters:
-        if f.violated(ctx):
-            raise RequestRejected(-1013, f"Filter failure: {f.name}")
 
 
 def failing_filter(

@@ -37,6 +37,11 @@ from engine.orders import (
     TimeInForce,
 )
 
+OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_NEW})
+"""``status in OPEN_STATUSES`` is :attr:`Order.is_open` without the property call (hot loops use it)."""
+_BUY = OrderSide.BUY  # bound once: EnumType attribute reads are slow in CPython 3.11
+_NO_EXPIRY = ExpiryReason.NONE
+
 
 class Order:
     """One order's mutable state inside the venue (the public view is :class:`OrderSnapshot`).
@@ -104,7 +109,7 @@ class Order:
         self.client_order_id = client_order_id
         self.instrument = instrument
         self.side = side
-        self.is_buy = side is OrderSide.BUY
+        self.is_buy = side is _BUY
         self.order_type = order_type
         self.tif = tif
         self.qty = qty
@@ -130,7 +135,7 @@ class Order:
         self.prevented_match_id = -1
         self.locked = 0
         self.queue_ahead = 0
-        self.expiry_reason = ExpiryReason.NONE
+        self.expiry_reason = _NO_EXPIRY
         self.strategy_id: int | None = None
         self.strategy_type: int | None = None
 
@@ -141,8 +146,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        s = self.status
-        return s is OrderStatus.NEW or s is OrderStatus.PARTIALLY_FILLED or s is OrderStatus.PENDING_NEW
+        return self.status in OPEN_STATUSES
 
     def snapshot(self, symbol: str) -> OrderSnapshot:
         """The public, immutable view (what ``GET /api/v3/order`` shows)."""
@@ -378,18 +382,22 @@ class RiskAverseQueue:
 class RollingVwap:
     """Volume-weighted average trade price over the last ``window_ns`` (the filters' ``avgPriceMins``)."""
 
-    __slots__ = ("_notional", "_qty", "_trades", "window_ns")
+    __slots__ = ("_avg", "_notional", "_qty", "_trades", "window_ns")
 
     def __init__(self, window_ns: int) -> None:
         self.window_ns = window_ns
         self._trades: deque[tuple[int, int, int]] = deque()
         self._notional = 0
         self._qty = 0
+        self._avg: int | None = None
+        """The last quotient, until a trade enters or leaves the window (every order's filters read it)."""
 
     def add(self, ts: int, price: int, qty: int) -> None:
-        self._trades.append((ts, price * qty, qty))
-        self._notional += price * qty
+        n = price * qty
+        self._trades.append((ts, n, qty))
+        self._notional += n
         self._qty += qty
+        self._avg = None
         self._trim(ts)
 
     def _trim(self, now: int) -> None:
@@ -399,12 +407,16 @@ class RollingVwap:
             _, n, q = trades.popleft()
             self._notional -= n
             self._qty -= q
+            self._avg = None
 
     def value(self, now: int) -> int | None:
-        self._trim(now)
-        if not self._qty:
-            return None
-        return self._notional // self._qty
+        trades = self._trades
+        if trades and trades[0][0] <= now - self.window_ns:
+            self._trim(now)
+        avg = self._avg
+        if avg is None and self._qty:
+            avg = self._avg = self._notional // self._qty
+        return avg
 
 
 Segment = tuple[int, int, Order | None]
