@@ -73,14 +73,23 @@ class Account:
         changed = self.changed
         if not changed:
             return ()
-        out = []
         reported = self.reported
-        for a in sorted(changed) if len(changed) > 1 else changed:
+        if len(changed) == 1:  # the common case (an order locked or released one asset), without the loop
+            a = changed.pop()
             cur = (self.free.get(a, 0), self.locked.get(a, 0))
-            if reported.get(a) != cur:
-                reported[a] = cur
-                out.append((a, cur[0], cur[1]))
-        self.changed.clear()
+            if reported.get(a) == cur:
+                return ()
+            reported[a] = cur
+            return ((a, cur[0], cur[1]),)
+        free, locked = self.free, self.locked
+        out = []
+        for a in sorted(changed):
+            f, lk = free.get(a, 0), locked.get(a, 0)
+            prev = reported.get(a)
+            if prev is None or prev[0] != f or prev[1] != lk:
+                reported[a] = (f, lk)
+                out.append((a, f, lk))
+        changed.clear()
         return tuple(out)
 
     def conservation_gap(self, asset: str) -> int:
@@ -138,6 +147,22 @@ class Account:
         self.locked[asset] = locked - amount
         self.given[asset] = self.given.get(asset, 0) + amount
         self.changed.add(asset)
+
+    def trade(self, give_asset: str, give: int, get_asset: str, get: int) -> None:
+        """Our side of one trade: ``give`` of locked ``give_asset`` to the counterparty, ``get`` of
+        ``get_asset`` from it into free (``pay_locked`` then ``receive``, in one call)."""
+        if give:
+            locked = self.locked.get(give_asset, 0)
+            if give > locked:
+                raise InsufficientBalance(f"pay {give} {give_asset} from locked but only {locked} locked")
+            self.locked[give_asset] = locked - give
+            self.given[give_asset] = self.given.get(give_asset, 0) + give
+            self.changed.add(give_asset)
+        if get:
+            self.free[get_asset] = self.free.get(get_asset, 0) + get
+            self.locked.setdefault(get_asset, 0)
+            self.received[get_asset] = self.received.get(get_asset, 0) + get
+            self.changed.add(get_asset)
 
     def receive(self, asset: str, amount: int) -> None:
         """Receive ``amount`` from the counterparty into free."""

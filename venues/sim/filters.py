@@ -16,6 +16,7 @@ are made below.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -115,7 +116,7 @@ def _outside_multipliers(up: str, down: str, mins: int) -> str:
     Choice: no trade yet -> no reference -> the band cannot be applied."""
     return (
         f"(price is not None and (_ref := {_ref(mins)}) is not None"
-        f" and (price * {SCALE} > _ref * {up} or price * {SCALE} < _ref * {down}))"
+        f" and ((_scaled := price * {SCALE}) > _ref * {up} or _scaled < _ref * {down}))"
     )
 
 
@@ -617,14 +618,14 @@ _GENERATED_MAX = 4096
 
 def filter_source(filters: Iterable[SymbolFilter], order_type: str) -> str:
     """Python source of the check for ``order_type``: each filter's condition, in listing order."""
-    lines = [f"def first_failure(o, {_ARGS}):"]
-    lines.extend(f"    {f} = o.{f}" for f in _FIELDS)
+    body = []
     for f in filters:
         cond = f.condition(order_type)
         if cond is not None:
-            lines.append(f"    if {cond}:")
-            lines.append(f"        return {f.name!r}")
-    lines.append("    return None")
+            body.append(f"    if {cond}:")
+            body.append(f"        return {f.name!r}")
+    used = [f for f in _FIELDS if any(re.search(rf"\b{f}\b", line) for line in body)]
+    lines = [f"def first_failure(o, {_ARGS}):", *(f"    {f} = o.{f}" for f in used), *body, "    return None"]
     return "\n".join(lines) + "\n"
 
 

@@ -394,11 +394,13 @@ class RollingVwap:
 
     def add(self, ts: int, price: int, qty: int) -> None:
         n = price * qty
-        self._trades.append((ts, n, qty))
+        trades = self._trades
+        trades.append((ts, n, qty))
         self._notional += n
         self._qty += qty
         self._avg = None
-        self._trim(ts)
+        if trades[0][0] <= ts - self.window_ns:
+            self._trim(ts)
 
     def _trim(self, now: int) -> None:
         trades = self._trades
@@ -446,11 +448,11 @@ class SymbolBook:
         """Would a limit at ``price`` match at once (against the market or our own opposite orders)?"""
         if is_buy:
             ask = self.book.asks.best_price()
-            own = self.asks.best()
-            return (ask is not None and price >= ask) or (own is not None and price >= own)
+            keys = self.asks.keys  # our best ask is -keys[-1] (OwnSide.best, inlined)
+            return (ask is not None and price >= ask) or (bool(keys) and price >= -keys[-1])
         bid = self.book.bids.best_price()
-        own = self.bids.best()
-        return (bid is not None and price <= bid) or (own is not None and price <= own)
+        keys = self.bids.keys
+        return (bid is not None and price <= bid) or (bool(keys) and price <= keys[-1])
 
     def liquidity(self, taker_is_buy: bool, limit: int | None) -> Iterator[Segment]:
         """Market levels and our own opposite orders a taker may hit, best first, merged by price.
@@ -462,7 +464,7 @@ class SymbolBook:
         own = self.asks if taker_is_buy else self.bids
         sign = 1 if taker_is_buy else -1  # price * sign grows as prices get worse for the taker
         lim = None if limit is None else limit * sign
-        own_px = own.next_after(None)
+        own_px = own.keys[-1] * own.sign if own.keys else None  # own.next_after(None): our best
         if own_px is not None and lim is not None and own_px * sign > lim:
             own_px = None
         done = None  # price * sign of the last market level yielded
@@ -470,7 +472,12 @@ class SymbolBook:
         while True:
             total = len(market)
             stop = False
-            for price, qty in market.top(depth):
+            if depth == 1:  # market.top(1), without building it
+                best = market.best()
+                levels: tuple[tuple[int, int], ...] = (best,) if best is not None else ()
+            else:
+                levels = market.top(depth)
+            for price, qty in levels:
                 key = price * sign
                 if done is not None and key <= done:
                     continue

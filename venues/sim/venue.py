@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -51,7 +52,7 @@ from engine.events import (
 )
 from engine.fixed import SCALE, format_e8_fixed
 from engine.identifiers import InstrumentId, Market, instrument_id
-from engine.lifecycle import ListAction, OrderAction, next_list_state, next_status
+from engine.lifecycle import ORDER_TRANSITIONS, ListAction, OrderAction, next_list_state, next_status
 from engine.orders import (
     LIMIT_PRICED_TYPES,
     STOP_TYPES,
@@ -135,8 +136,9 @@ _ID_MASK = (1 << 80) - 1
 # order used to read a few dozen of them.
 _BUY = OrderSide.BUY
 _MARKET, _LIMIT_MAKER = OrderType.MARKET, OrderType.LIMIT_MAKER
-_IOC, _FOK = TimeInForce.IOC, TimeInForce.FOK
+_GTC, _IOC, _FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 _NEW = OrderStatus.NEW
+_INSUFFICIENT_LIQUIDITY = ExpiryReason.INSUFFICIENT_LIQUIDITY
 _STP_NONE = SelfTradePreventionMode.NONE
 _MAKER, _TAKER = Liquidity.MAKER, Liquidity.TAKER
 _ACCEPT, _FILL, _PARTIAL_FILL = OrderAction.ACCEPT, OrderAction.FILL, OrderAction.PARTIAL_FILL
@@ -358,7 +360,7 @@ class _Symbol:
         "tick",
         "top",
         "track_position",
-        "trade_id",
+        "trade_ids",
         "traded_at",
         "trading",
         "vwap_by_mins",
@@ -380,7 +382,8 @@ class _Symbol:
         self.open_list_cids: dict[str, OrderList] = {}
         self.n_algo = 0
         self.n_iceberg = 0
-        self.trade_id = 0
+        self.trade_ids = count(1)
+        """This symbol's trade ids: ``next(st.trade_ids)``."""
         self.prevented_match_id = -1
         self.track_position = spec.rules is not None and spec.rules.get("MAX_POSITION") is not None
         self.tick = (spec.rules.tick_size if spec.rules is not None else 0) or 1
@@ -486,8 +489,14 @@ class SimVenue:
         self._cid_re = re.compile(self.config.client_id_pattern) if self.config.client_id_pattern else None
         self._next_order_id = 1
         self._next_list_id = 0
-        self._next_exec_id = 1
-        self._next_cid = 1
+        self._exec_ids = count(1)
+        """Execution ids (``I``), one sequence for the venue: ``next(self._exec_ids)`` (no Python call)."""
+        self._cid_n = 0
+        """The last generated client id number (see :meth:`_new_cid`)."""
+        self._emit_balances = self.config.emit_balance_updates
+        self._consume = self.config.consume_liquidity
+        self._history = self.config.order_history
+        self._default_checker = self.checker is rules_checker
         self._now = 0
         self._dirty: set[_Symbol] = set()
 
@@ -542,8 +551,7 @@ class SimVenue:
                     st.top = (price, event.qty)  # type: ignore[attr-defined]
                     st.ref_bid = st.ref_ask = price
                 return out
-            assert isinstance(event, TradeReceived | AggTradeReceived)
-            self._on_trade(st, price, event.qty, event.buyer_maker, ts, out)
+            self._on_trade(st, price, event.qty, event.buyer_maker, ts, out)  # type: ignore[attr-defined]
             self._flush(ts, out)
             return out
         k = event.kind
@@ -631,23 +639,23 @@ class SimVenue:
 
     # ----------------------------------------------------------------- helpers
 
-    def _exec_id(self) -> int:
-        i = self._next_exec_id
-        self._next_exec_id = i + 1
-        return i
-
     def _new_cid(self) -> str:
-        """A deterministic 22-character id (``x-`` + 20 hex digits) for requests that sent none."""
-        n = (self._next_cid * _ID_MULT) & _ID_MASK
-        self._next_cid += 1
+        """A deterministic 22-character id (``x-`` + 20 hex digits) for requests that sent none.
+
+        The k-th id is ``k * _ID_MULT mod 2**80`` in hex, kept as a running sum (an add, not a multiply).
+        """
+        n = self._cid_n + _ID_MULT
+        if n > _ID_MASK:  # (the mod 2**80 wraps once in 2**16 ids)
+            n &= _ID_MASK
+        self._cid_n = n
         return "x-" + n.to_bytes(10, "big").hex()  # == f"x-{n:020x}", at half the cost
 
     def _flush(self, ts: int, out: list[Event]) -> None:
-        if self.account.changed:
-            changes = self.account.take_changes()
-            if self.config.emit_balance_updates and out and changes:
-                inst = out[-1].instrument
-                out.append(BalanceUpdated(0, ts, ts, inst, changes))
+        acct = self.account
+        if acct.changed:
+            changes = acct.take_changes()
+            if self._emit_balances and out and changes:
+                out.append(BalanceUpdated(0, ts, ts, out[-1].instrument, changes))
 
     def _reject(self, cmd: SubmitOrder | SubmitOrderList, cid: str, code: int, msg: str, ts: int, out: list[Event]) -> None:
         reason = _REASON_OF_MSG.get(msg, RejectReason.NONE) if code == -2010 else RejectReason.NONE
@@ -692,7 +700,7 @@ class SimVenue:
             raise _Reject(-1013, _UNSUPPORTED_TYPE_MSG.get(otype, "Unsupported order combination"))
         if min(quantity, price, quote_qty, stop_price, trailing_delta, iceberg_qty) < 0:
             raise _Reject(-1013, "Price * QTY is zero or less.")
-        if otype is OrderType.MARKET:
+        if otype is _MARKET:
             if quantity and quote_qty:
                 raise _not_required("quoteOrderQty", prefix)
             if not quantity and not quote_qty:
@@ -733,11 +741,11 @@ class SimVenue:
                 raise _Reject(-1013, "Unsupported order combination")
             if not spec.iceberg_allowed:
                 raise _Reject(-1013, "Iceberg orders are not supported for this symbol.")
-            if tif is not None and tif is not TimeInForce.GTC:
+            if tif is not None and tif is not _GTC:
                 raise _Reject(-1013, "Unsupported order combination")
             if iceberg_qty >= quantity:
                 raise _Reject(-1013, "IcebergQty exceeds QTY.")
-        return tif if tif is not None else TimeInForce.GTC
+        return tif if tif is not None else _GTC
 
     def _check_filters(self, st: _Symbol, params: OrderParams, adding: int, ts: int) -> None:
         """The default checker runs the symbol's compiled filters directly; an injected one gets the full call."""
@@ -748,7 +756,7 @@ class SimVenue:
             base = st.spec.base_asset
             position = acct.free_of(base) + acct.locked_of(base) + sum(o.remaining for o in st.open.values() if o.is_buy)
         try:
-            if self.checker is rules_checker:
+            if self._default_checker:
                 if st.filters is not None:
                     st.checked_at = ts
                     st.filters.check(params, st.avg_price, bk.last_price, len(st.open), st.n_algo, st.n_iceberg,
@@ -827,8 +835,11 @@ class SimVenue:
             self._recent.remember(cid, cmd, o.order_id, ts)
         self._accept(st, o, _ACCEPT, ts, out)
         self._start(st, o, ts, out)
-        if self._dirty:  # our fills moved a last price
-            self._run_triggers(st, ts, out)
+        if self._dirty:  # our fills moved a last price: stops may fire
+            if st.book.triggers.orders:
+                self._run_triggers(st, ts, out)
+            else:  # what _run_triggers would do with no stop to fire
+                self._dirty.discard(st)
 
     def _engine_checks(self, st: _Symbol, o: Order) -> None:
         """Matching-engine rules that depend on the market: trigger side and post-only."""
@@ -849,7 +860,7 @@ class SimVenue:
         if t is _MARKET:
             return o.quote_qty if o.quote_qty else self._dry_run(st, o)[0]
         if t in LIMIT_PRICED_TYPES:
-            return notional_ceil(o.price, o.qty)
+            return -(-o.price * o.qty // SCALE)  # notional_ceil(o.price, o.qty)
         return notional_ceil(o.stop_price or (st.book.last_price or 0), o.qty)
 
     def _dry_run(self, st: _Symbol, o: Order) -> tuple[int, int]:
@@ -861,15 +872,16 @@ class SimVenue:
         """
         cost = base = 0
         step = st.spec.market_step
-        shift = self._impact_shift(st, o)
+        shift = self._impact_shift(st, o) if self.impact is not None else 0
         budget = o.quote_qty
         if not budget and not shift:  # fast path: the best displayed level covers the order, ahead of ours
-            best = st.book.market_opposite(o.is_buy).best()
-            own_best = st.book.own(not o.is_buy).best()
+            bk = st.book
+            best = (bk.book.asks if o.is_buy else bk.book.bids).best()
+            own_best = (bk.asks if o.is_buy else bk.bids).best()
             if best is not None and best[1] >= o.qty and (
                 own_best is None or (own_best > best[0] if o.is_buy else own_best < best[0])
             ):
-                return notional(best[0], o.qty), o.qty
+                return best[0] * o.qty // SCALE, o.qty  # (notional(best[0], o.qty), o.qty)
         for price, qty, own in st.book.liquidity(o.is_buy, None):
             if own is not None:
                 if o.stp is not _STP_NONE:
@@ -912,7 +924,8 @@ class SimVenue:
         return impact.shift_e8(self._now, o.side.value, qty, ref, st.tick)
 
     def _accept(self, st: _Symbol, o: Order, action: OrderAction, ts: int, out: list[Event]) -> None:
-        o.status = next_status(None, action, o.order_id)
+        # ORDER_TRANSITIONS.get(...) or next_status(...): the table's answer without a call; next_status raises
+        o.status = ORDER_TRANSITIONS.get((None, action)) or next_status(None, action, o.order_id)
         oid = o.order_id
         self._orders[oid] = o
         st.open[oid] = o
@@ -933,7 +946,7 @@ class SimVenue:
         return OrderAccepted(
             0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.side, o.order_type, o.tif, o.qty, o.price,
             o.stop_price, o.quote_qty, o.iceberg_qty, o.list_id, o.status or _NEW, o.working_time,
-            o.stp, self._exec_id(), o.trailing_delta,
+            o.stp, next(self._exec_ids), o.trailing_delta,
         )
 
     def _start(self, st: _Symbol, o: Order, ts: int, out: list[Event]) -> None:
@@ -952,7 +965,7 @@ class SimVenue:
         if o.order_type in _MARKET_LIKE:
             self._take(st, o, None, ts, out)
             if o.status in OPEN_STATUSES:
-                self._expire(st, o, ExpiryReason.INSUFFICIENT_LIQUIDITY, ts, out)
+                self._expire(st, o, _INSUFFICIENT_LIQUIDITY, ts, out)
             return
         tif = o.tif
         if tif is _FOK and not self._fok_fillable(st, o):
@@ -998,30 +1011,33 @@ class SimVenue:
     def _take(self, st: _Symbol, o: Order, limit: int | None, ts: int, out: list[Event]) -> None:
         """Walk market levels and our own opposite orders (self-trade prevention) while ``o`` can trade."""
         bk = st.book
-        consume = self.config.consume_liquidity
-        market = bk.market_opposite(o.is_buy)
-        shift = self._impact_shift(st, o)
-        market_buy = o.is_buy and o.order_type in _MARKET_LIKE
+        is_buy = o.is_buy
+        market = bk.book.asks if is_buy else bk.book.bids  # bk.market_opposite(is_buy)
+        shift = self._impact_shift(st, o) if self.impact is not None else 0
+        market_buy = is_buy and o.order_type in _MARKET_LIKE
         taken = 0
-        for price, qty, own in bk.liquidity(o.is_buy, limit):
-            if not o.is_open:
+        # (o.status in OPEN_STATUSES is o.is_open, o.qty - o.executed - o.prevented is o.remaining:
+        # without the property calls, this loop being every taker's)
+        for price, qty, own in bk.liquidity(is_buy, limit):
+            if o.status not in OPEN_STATUSES:
                 break
             if own is not None:
-                if own.is_open and own is not o:
+                if own.status in OPEN_STATUSES and own is not o:
                     self._self_match(st, o, own, price, ts, out)
                 continue
             px = price + shift
-            if px <= 0 or (limit is not None and (px > limit if o.is_buy else px < limit)):
+            if px <= 0 or (limit is not None and (px > limit if is_buy else px < limit)):
                 break
-            q = self._take_at(st, o, px, min(qty, o.remaining), market_buy, ts, out)
+            left = o.qty - o.executed - o.prevented
+            q = self._take_at(st, o, px, qty if qty < left else left, market_buy, ts, out)
             if q <= 0:
                 break
             taken += q
-            if consume:
+            if self._consume:
                 market.set(price, qty - q)
-            if o.remaining <= 0:  # done: do not pull the next level
+            if o.qty - o.executed - o.prevented <= 0:  # done: do not pull the next level
                 break
-        if o.is_open:
+        if self._slip and o.status in OPEN_STATUSES:
             px = self._slip_price(st, o, shift)
             if px > 0:
                 taken += self._take_at(st, o, px, o.remaining, market_buy, ts, out)
@@ -1035,7 +1051,7 @@ class SimVenue:
     def _take_at(self, st: _Symbol, o: Order, px: int, q: int, market_buy: bool, ts: int, out: list[Event]) -> int:
         """One taker fill of up to ``q`` at ``px``; a MARKET BUY is bounded by its lock (EXCHANGE_CANCELED when
         not even one step fits). Returns the quantity filled (0: stop walking)."""
-        if market_buy and notional(px, q) > o.locked:
+        if market_buy and px * q // SCALE > o.locked:  # notional(px, q) beyond the lock
             step = st.spec.market_step
             q = min(q, o.locked * SCALE // px // step * step)
             if q <= 0:
@@ -1043,12 +1059,8 @@ class SimVenue:
                 return 0
         if q <= 0:
             return 0
-        self._fill(st, o, px, q, False, self._trade_id(st), ts, out)
+        self._fill(st, o, px, q, False, next(st.trade_ids), ts, out)
         return q
-
-    def _trade_id(self, st: _Symbol) -> int:
-        st.trade_id += 1
-        return st.trade_id
 
     def _fill(self, st: _Symbol, o: Order, price: int, q: int, maker: bool, trade_id: int, ts: int, out: list[Event]) -> None:
         """One trade of ``o``: move balances, charge the fee, advance the status, report it."""
@@ -1056,13 +1068,11 @@ class SimVenue:
         acct = self.account
         quote = price * q // SCALE
         if o.is_buy:
-            acct.pay_locked(spec.quote_asset, quote)
+            acct.trade(spec.quote_asset, quote, spec.base_asset, q)
             o.locked -= quote
-            acct.receive(spec.base_asset, q)
         else:
-            acct.pay_locked(spec.base_asset, q)
+            acct.trade(spec.base_asset, q, spec.quote_asset, quote)
             o.locked -= q
-            acct.receive(spec.quote_asset, quote)
         fee_asset, fee = self._commission(spec, o, price, q, quote, maker, ts)
         if fee:
             acct.charge_fee(fee_asset, fee)
@@ -1072,11 +1082,12 @@ class SimVenue:
         o.cum_quote += quote
         o.update_time = ts
         done = o.qty - o.executed - o.prevented <= 0  # o.remaining, without the property call
-        o.status = next_status(o.status, _FILL if done else _PARTIAL_FILL, o.order_id)
+        action = _FILL if done else _PARTIAL_FILL
+        o.status = ORDER_TRANSITIONS.get((o.status, action)) or next_status(o.status, action, o.order_id)
         out.append(
             OrderFilled(
                 0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.side, price, q, quote, o.executed,
-                o.cum_quote, o.status, fee, fee_asset, trade_id, maker, o.list_id, self._exec_id(),
+                o.cum_quote, o.status, fee, fee_asset, trade_id, maker, o.list_id, next(self._exec_ids),
             )
         )
         if not maker:  # our aggression prints a trade; a passive fill is inside a market print already
@@ -1119,7 +1130,7 @@ class SimVenue:
             q = min(taker.remaining, maker.remaining)
             if q <= 0:
                 return
-            tid = self._trade_id(st)
+            tid = next(st.trade_ids)
             self._fill(st, taker, price, q, False, tid, ts, out)
             self._maker_fill(st, maker, q, tid, ts, out)
             return
@@ -1152,7 +1163,7 @@ class SimVenue:
         out.append(
             OrderTradePrevented(
                 0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.status, pmid, price, q, o.prevented,
-                counter.order_id, taker, o.executed, o.cum_quote, o.list_id, self._exec_id(),
+                counter.order_id, taker, o.executed, o.cum_quote, o.list_id, next(self._exec_ids),
             )
         )
         if gone:
@@ -1191,7 +1202,8 @@ class SimVenue:
         if self.impact is not None:
             self.impact.on_trade(ts, price, qty)
         own = bk.bids if buyer_maker else bk.asks  # a selling taker hits bids, a buying taker lifts asks
-        best = own.best()
+        keys = own.keys
+        best = keys[-1] * own.sign if keys else None  # own.best()
         if best is not None and (best >= price if buyer_maker else best <= price):
             budget = qty
             queue = self.queue
@@ -1206,26 +1218,30 @@ class SimVenue:
                 for m in list(level.values()):
                     if budget <= 0:
                         break
-                    if not m.is_open:
+                    if m.status not in OPEN_STATUSES:  # not m.is_open
                         continue
+                    left = m.qty - m.executed - m.prevented  # m.remaining
                     if touch:
                         ahead = m.queue_ahead
                         m.queue_ahead = queue.on_trade(ahead, qty)
-                        f = min(m.remaining, qty - ahead, budget)
+                        f = min(left, qty - ahead, budget)
                         if m.iceberg_qty:
                             f = min(f, m.visible_left)
                     else:
-                        f = min(m.remaining, budget)
+                        f = left if left < budget else budget
                     if f > 0:
                         budget -= f
-                        self._maker_fill(st, m, f, self._trade_id(st), ts, out)
+                        self._maker_fill(st, m, f, next(st.trade_ids), ts, out)
                 if budget <= 0:
                     break
         if self._trades_as_book:
             st.top = (price, qty)
             st.ref_bid = st.ref_ask = price
-        self._dirty.add(st)
-        self._run_triggers(st, ts, out)
+        if bk.triggers.orders:
+            self._dirty.add(st)
+            self._run_triggers(st, ts, out)
+        else:  # what _run_triggers would do with no stop to fire
+            self._dirty.discard(st)
 
     def _sync_top(self, st: _Symbol) -> None:
         """L1 trades-as-book: write the last trade into the book as the whole of both sides.
@@ -1336,7 +1352,7 @@ class SimVenue:
                             continue
                         f = min(left, m.remaining)
                         avail[mp] = left - f
-                        self._maker_fill(st, m, f, self._trade_id(st), ts, out)
+                        self._maker_fill(st, m, f, next(st.trade_ids), ts, out)
             if consume:
                 for mp, q0 in levels:
                     if avail[mp] != q0:
@@ -1368,7 +1384,7 @@ class SimVenue:
         o.update_time = ts
         out.append(
             OrderTriggered(0, ts, ts, o.instrument, o.order_id, o.client_order_id, st.book.last_price or 0, ts,
-                           o.list_id, self._exec_id())
+                           o.list_id, next(self._exec_ids))
         )
         lst = self._lists.get(o.list_id) if o.list_id >= 0 else None
         if lst is not None and lst.pair is not None:
@@ -1408,7 +1424,7 @@ class SimVenue:
                 st.n_iceberg -= 1
         fin = self._finished
         fin.append(o.order_id)
-        if len(fin) > self.config.order_history:
+        if len(fin) > self._history:
             old = self._orders.pop(fin.popleft(), None)
             if old is not None and self._by_cid.get((old.instrument, old.client_order_id)) == old.order_id:
                 del self._by_cid[(old.instrument, old.client_order_id)]
@@ -1416,23 +1432,23 @@ class SimVenue:
     def _expire(
         self, st: _Symbol, o: Order, reason: ExpiryReason, ts: int, out: list[Event], notify_list: bool = True
     ) -> None:
-        o.status = next_status(o.status, _EXPIRE, o.order_id)
+        o.status = ORDER_TRANSITIONS.get((o.status, _EXPIRE)) or next_status(o.status, _EXPIRE, o.order_id)
         o.expiry_reason = reason
         o.update_time = ts
         out.append(
             OrderExpired(0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.status, reason, o.executed,
-                         o.cum_quote, o.list_id, self._exec_id())
+                         o.cum_quote, o.list_id, next(self._exec_ids))
         )
         self._close(st, o)
         if notify_list:
             self._after_leg_final(st, o, ts, out)
 
     def _cancel_one(self, st: _Symbol, o: Order, cancel_cid: str, ts: int, out: list[Event]) -> None:
-        o.status = next_status(o.status, _CANCEL, o.order_id)
+        o.status = ORDER_TRANSITIONS.get((o.status, _CANCEL)) or next_status(o.status, _CANCEL, o.order_id)
         o.update_time = ts
         out.append(
             OrderCanceled(0, ts, ts, o.instrument, o.order_id, o.client_order_id, cancel_cid, o.executed, o.cum_quote,
-                          o.list_id, self._exec_id())
+                          o.list_id, next(self._exec_ids))
         )
         self._close(st, o)
 
