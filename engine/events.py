@@ -71,6 +71,8 @@ class Kind(IntEnum):
     BALANCE_UPDATED = 68
     CANCEL_REJECTED = 69
     ORDER_STATUS_REPORTED = 70
+    FEED_STATUS = 80
+    LATENCY_RECORDED = 81
 
 
 class Event(msgspec.Struct, frozen=True, gc=False, tag=True, tag_field="type"):
@@ -212,6 +214,36 @@ class BookGapDetected(Event, frozen=True, gc=False):
 
 
 # --------------------------------------------------------------------------- run events
+
+
+class FeedStatusChanged(Event, frozen=True, gc=False):
+    """A live connection changed state: what the adapter saw, recorded as an input.
+
+    ``stream`` names the connection (a stream name such as ``btcusdt@depth@100ms``, ``user``
+    for the user data stream, ``rest``); ``status`` is one of ``connected``, ``disconnected``,
+    ``reconnecting``, ``rotated``, ``resync_started``, ``resynced``, ``gap``, ``throttled``,
+    ``banned``; ``detail`` says why in words. Written by live adapters into the session's
+    input log so an audit replay sees outages exactly where the live run did.
+    """
+
+    kind: ClassVar[Kind] = Kind.FEED_STATUS
+    stream: str
+    status: str
+    detail: str = ""
+
+
+class LatencyRecorded(Event, frozen=True, gc=False):
+    """One measured live latency, in wall-clock ns (an observation, never an input to decisions).
+
+    ``metric``: ``tick_to_order`` (stream message received -> signed request bytes ready) or
+    ``order_round_trip`` (request bytes sent -> venue answer parsed), ``feed_lag`` (venue
+    ``E`` to local receipt). ``client_order_id`` ties order latencies to their order.
+    """
+
+    kind: ClassVar[Kind] = Kind.LATENCY_RECORDED
+    metric: str
+    value_ns: int
+    client_order_id: str = ""
 
 
 class SignalEmitted(Event, frozen=True, gc=False):
@@ -526,6 +558,8 @@ AnyEvent: TypeAlias = (
     | CircuitBreakerTripped
     | KillSwitchEngaged
     | RiskReset
+    | FeedStatusChanged
+    | LatencyRecorded
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__
