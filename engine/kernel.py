@@ -113,6 +113,15 @@ BOOK_KINDS = frozenset({Kind.BOOK_DELTA, Kind.BOOK_SNAPSHOT, Kind.BOOK_GAP})
 TRADE_KINDS = frozenset({Kind.TRADE, Kind.AGG_TRADE})
 QUOTE_KINDS = frozenset({Kind.QUOTE})
 _ONLY_TRADES = frozenset({Kind.TRADE})
+# Venue answers: scheduled responses in a backtest, source events in a live session.
+_VENUE_EVENT_TYPES: tuple[type[Event], ...] = tuple(
+    CLASS_OF_KIND[k]
+    for k in (
+        Kind.ORDER_ACCEPTED, Kind.ORDER_REJECTED, Kind.ORDER_FILLED, Kind.ORDER_CANCELED,
+        Kind.ORDER_EXPIRED, Kind.ORDER_TRIGGERED, Kind.ORDER_TRADE_PREVENTED, Kind.ORDER_LIST_STATUS,
+        Kind.BALANCE_UPDATED, Kind.CANCEL_REJECTED, Kind.ORDER_STATUS_REPORTED,
+    )
+)
 
 _CALLBACK_OF_KIND: dict[int, tuple[type[Event], str]] = {
     Kind.TRADE: (TradeReceived, "on_trade"),
@@ -240,6 +249,9 @@ class Kernel:
             needed |= BOOK_KINDS
             for etype in (BookDeltaReceived, BookSnapshotReceived, BookGapDetected):
                 table.setdefault(etype, []).append(self._state_book)
+        for etype in _VENUE_EVENT_TYPES:  # a live session's input carries the venue's answers
+            table[etype] = [self._venue_input]
+            needed.add(int(etype.kind))
         for kind in self._venue.market_kinds:
             needed.add(kind)
             table.setdefault(CLASS_OF_KIND[kind], []).insert(0, self._venue_market)
@@ -253,23 +265,54 @@ class Kernel:
 
     def run(self, source: Iterable[Chunk], *, config_json: str = "{}", input_digest: str = "") -> KernelStats:
         """Process every chunk of ``source``; emits RunStarted first and RunFinished last."""
+        it = iter(source)
+        first = next(it, None)
+        self.start(config_json=config_json, input_digest=input_digest, first_ts=first.first_ts if first else None)
+        if first is not None:
+            self._consume(first)
+            del first  # hold no chunk longer than needed: chunks may pin input memory
+            self._consume_rest(it)
+        return self.finish()
+
+    # ----------------------------------------------------------------- the push API (live sessions)
+
+    def start(self, *, config_json: str = "{}", input_digest: str = "", first_ts: int | None = None) -> None:
+        """Begin a run that is fed chunk by chunk (:meth:`feed`) and ended by :meth:`finish`.
+
+        A live session cannot hand the kernel an iterator: its events arrive on an event loop.
+        ``run`` is exactly ``start`` + ``feed`` per chunk + ``finish``, so both paths are the
+        same code. ``first_ts`` sets the clock before RunStarted is stamped.
+        """
         if self._started:
             raise ConfigError("a Kernel runs once")
         self._started = True
         self._build_dispatch()
-        it = iter(source)
-        first = next(it, None)
-        if first is not None:
-            self.clock.advance_to(first.first_ts)
+        if first_ts is not None:
+            self.clock.advance_to(first_ts)
         now = self.clock.now
         self._emit(RunStarted(self._next_seq(), now, now, NO_INSTRUMENT, config_json, input_digest))
         for strat in self._strategies:
             strat.on_start()
             self._flush_commands()
-        if first is not None:
-            self._consume(first)
-            del first  # hold no chunk longer than needed: chunks may pin input memory
-            self._consume_rest(it)
+
+    def feed(self, chunk: Chunk) -> None:
+        """Consume one chunk, then run everything already due at the clock's now.
+
+        The second step is what a live session needs: a command a strategy issues while
+        handling an event reaches the venue's ``handle`` before ``feed`` returns, instead of
+        waiting for the next event. Running items due at ``now`` right after the chunk or
+        right before the next event is the same order (responses, arrivals and timers due at
+        ``T`` go before a market event stamped ``T``), so results do not depend on chunking.
+        """
+        if not self._started:
+            raise ConfigError("Kernel.feed before Kernel.start")
+        self._consume(chunk)
+        self._run_due(self.clock.now)
+
+    def finish(self) -> KernelStats:
+        """Stop the strategies, drain what is due and emit RunFinished."""
+        if not self._started:
+            raise ConfigError("Kernel.finish before Kernel.start")
         self._run_due(self.clock.now)
         for strat in self._strategies:
             strat.on_stop()
@@ -477,6 +520,19 @@ class Kernel:
             due = now + self._latency.response_latency_ns(now)
             for vev in out:
                 self._schedule(due, RESPONSE, vev)
+
+    def _venue_input(self, vev: Event) -> None:
+        """A venue event that came in the source (a live venue answers asynchronously).
+
+        It is delivered exactly like a scheduled response. First the venue object may look
+        at it (``observe(event, ts) -> events``; the risk adapter uses this to see live
+        fills and may answer with breaker events, which are delivered after it).
+        """
+        observe = getattr(self._venue, "observe", None)
+        extra: list[Event] = observe(vev, self.clock.now) if observe is not None else []
+        self._deliver(vev)
+        for ev in extra:
+            self._deliver(ev)
 
     def _deliver(self, vev: Event) -> None:
         logged = msgspec.structs.replace(vev, seq=self._next_seq(), ts_recv=self.clock.now)

@@ -105,6 +105,19 @@ class RiskedVenue:
             return out
         return []
 
+    def observe(self, event: Event, ts: int) -> list[Event]:
+        """A venue event that reached the kernel without passing through :meth:`handle`.
+
+        A live venue answers asynchronously, so its fills arrive in the session's input; the
+        kernel shows each one here first (``Kernel._venue_input``) so risk keeps positions
+        exactly as it does in a backtest. Returns breaker / kill-switch events it caused.
+        """
+        out: list[Event] = []
+        self.engine.on_venue_event(event, ts)
+        if self.engine.has_output:
+            self._flush(ts, out)
+        return out
+
     def _observe(self, events: list[Event], ts: int, out: list[Event]) -> None:
         engine = self.engine
         for ev in events:

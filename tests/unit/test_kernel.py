@@ -476,3 +476,82 @@ def test_event_list_chunk_summaries() -> None:
     assert {k: v.seq for k, v in c.last_by_instrument(frozenset({Kind.TRADE})).items()} == {BTC: 1, ETH: 3}
     with pytest.raises(ValueError):
         EventListChunk([])
+
+
+# --------------------------------------------------------------------------- push API (live sessions)
+
+
+class SilentVenue:
+    """A live venue's shape: takes commands, answers nothing synchronously."""
+
+    def __init__(self) -> None:
+        self.handled: list[tuple[AnyCommand, int]] = []
+        self.observed: list[Event] = []
+
+    @property
+    def market_kinds(self) -> frozenset[int]:
+        return frozenset()
+
+    def handle(self, command: AnyCommand, ts: int) -> list[Event]:
+        self.handled.append((command, ts))
+        return []
+
+    def on_market(self, event: Event, now_ns: int | None = None) -> list[Event]:
+        return []
+
+    def observe(self, event: Event, ts: int) -> list[Event]:
+        self.observed.append(event)
+        return [SignalEmitted(0, ts, ts, event.instrument, "venue", "observed", 1.0)]
+
+
+def _scripted() -> Recorder:
+    return Recorder(
+        {
+            ("trade", 1): lambda s: s.ctx.submit_order(BTC, "BUY", 5),
+            ("trade", 3): lambda s: s.ctx.set_timer("t", 0),
+            ("quote", 4): lambda s: s.ctx.submit_order(BTC, "SELL", 5, order_type="LIMIT", price=7),
+        }
+    )
+
+
+def test_feeding_chunk_by_chunk_gives_the_same_output_as_run() -> None:
+    events = [trade(1, 100), trade(2, 100), trade(3, 130), quote(4, 150), trade(5, 150), trade(6, 170)]
+    _, ran = run(events, _scripted(), venue=DelayVenue(), latency=FixedLatency(0, 0))
+    for size in (1, 2, 4):
+        sink = ListSink()
+        kernel = Kernel(sink, venue=DelayVenue(), latency=FixedLatency(0, 0))
+        kernel.add_strategy(_scripted())
+        kernel.start(first_ts=events[0].ts_recv)
+        for chunk in chunked(events, size):
+            kernel.feed(chunk)
+        kernel.finish()
+        assert run_hash(sink.events) == run_hash(ran.events), size
+
+
+def test_feed_sends_a_command_to_the_venue_before_it_returns() -> None:
+    venue = SilentVenue()
+    kernel = Kernel(ListSink(), venue=venue)
+    kernel.add_strategy(Recorder({("trade", 1): lambda s: s.ctx.submit_order(BTC, "BUY", 5)}))
+    kernel.start()
+    kernel.feed(EventListChunk([trade(1, 100)]))
+    assert [(type(c), ts) for c, ts in venue.handled] == [(SubmitOrder, 100)]
+    with pytest.raises(ConfigError):
+        Kernel(ListSink()).feed(EventListChunk([trade(1, 100)]))
+
+
+def test_venue_events_in_the_source_reach_their_owner_after_the_venue_observed_them() -> None:
+    venue = SilentVenue()
+    rec = Recorder({("trade", 1): lambda s: s.ctx.submit_order(BTC, "BUY", 5)})
+    sink = ListSink()
+    kernel = Kernel(sink, venue=venue)
+    kernel.add_strategy(rec)
+    kernel.start()
+    kernel.feed(EventListChunk([trade(1, 100)]))
+    answer = OrderRejected(0, 120, 125, BTC, "rec-1", -2010, "Account has insufficient balance")
+    kernel.feed(EventListChunk([answer, trade(2, 130)]))
+    kernel.finish()
+    assert venue.observed == [answer]
+    assert ("order", 125, "rec-1") in rec.calls
+    logged = [e for e in sink.events if isinstance(e, OrderRejected | SignalEmitted)]
+    assert [type(e).__name__ for e in logged] == ["OrderRejected", "SignalEmitted"]
+    assert logged[0].ts_recv == 125 and logged[0].seq > 0
