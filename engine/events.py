@@ -73,6 +73,7 @@ class Kind(IntEnum):
     ORDER_STATUS_REPORTED = 70
     FEED_STATUS = 80
     LATENCY_RECORDED = 81
+    OPERATOR_REQUESTED = 82
 
 
 class Event(msgspec.Struct, frozen=True, gc=False, tag=True, tag_field="type"):
@@ -244,6 +245,21 @@ class LatencyRecorded(Event, frozen=True, gc=False):
     metric: str
     value_ns: int
     client_order_id: str = ""
+
+
+class OperatorRequested(Event, frozen=True, gc=False):
+    """An operator asked a live session for ``action`` (``kill`` or ``reset``), recorded as an input.
+
+    The kill switch can be pulled by a signal, a file or the dashboard; whichever it was,
+    the session feeds this event to the kernel, so the risk engine reacts at a logged point
+    of the input and an audit replay reproduces the kill exactly. ``origin`` says how it
+    came (``signal``, ``file``, ``http``), ``reason`` is the operator's text.
+    """
+
+    kind: ClassVar[Kind] = Kind.OPERATOR_REQUESTED
+    action: str
+    origin: str = ""
+    reason: str = ""
 
 
 class SignalEmitted(Event, frozen=True, gc=False):
@@ -560,6 +576,7 @@ AnyEvent: TypeAlias = (
     | RiskReset
     | FeedStatusChanged
     | LatencyRecorded
+    | OperatorRequested
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__

@@ -72,6 +72,7 @@ from engine.events import (
     Kind,
     KlineReceived,
     MarkPriceReceived,
+    OperatorRequested,
     OrderFilled,
     OrderRejected,
     QuoteReceived,
@@ -252,6 +253,8 @@ class Kernel:
         for etype in _VENUE_EVENT_TYPES:  # a live session's input carries the venue's answers
             table[etype] = [self._venue_input]
             needed.add(int(etype.kind))
+        table[OperatorRequested] = [self._operator_input]
+        needed.add(int(Kind.OPERATOR_REQUESTED))
         for kind in self._venue.market_kinds:
             needed.add(kind)
             table.setdefault(CLASS_OF_KIND[kind], []).insert(0, self._venue_market)
@@ -533,6 +536,18 @@ class Kernel:
         self._deliver(vev)
         for ev in extra:
             self._deliver(ev)
+
+    def _operator_input(self, ev: Event) -> None:
+        """An operator's kill/reset from a live session's input: logged, then shown to the venue.
+
+        The risk adapter (the venue object in a risked run) acts on it in ``observe`` and
+        answers with KillSwitchEngaged / RiskReset and the cancels' outcomes.
+        """
+        now = self.clock.now
+        self._emit(msgspec.structs.replace(ev, seq=self._next_seq(), ts_recv=now))
+        observe = getattr(self._venue, "observe", None)
+        for out in observe(ev, now) if observe is not None else []:
+            self._deliver(out)
 
     def _deliver(self, vev: Event) -> None:
         logged = msgspec.structs.replace(vev, seq=self._next_seq(), ts_recv=self.clock.now)

@@ -27,7 +27,14 @@ after the command; kill-switch commands reach the venue at once and are logged i
 
 from __future__ import annotations
 
-from engine.events import AggTradeReceived, Event, RiskApproved, RiskDenied, TradeReceived
+from engine.events import (
+    AggTradeReceived,
+    Event,
+    OperatorRequested,
+    RiskApproved,
+    RiskDenied,
+    TradeReceived,
+)
 from engine.orders import AnyCommand
 from engine.ports import NoopVenue, Venue
 from engine.risk.engine import RiskEngine
@@ -113,7 +120,13 @@ class RiskedVenue:
         exactly as it does in a backtest. Returns breaker / kill-switch events it caused.
         """
         out: list[Event] = []
-        self.engine.on_venue_event(event, ts)
+        if isinstance(event, OperatorRequested):
+            if event.action == "kill":
+                self.engine.engage_kill_switch(ts, event.reason or event.origin or "operator")
+            elif event.action == "reset":
+                self.engine.reset(ts, event.reason or event.origin or "operator")
+        else:
+            self.engine.on_venue_event(event, ts)
         if self.engine.has_output:
             self._flush(ts, out)
         return out

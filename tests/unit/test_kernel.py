@@ -555,3 +555,34 @@ def test_venue_events_in_the_source_reach_their_owner_after_the_venue_observed_t
     logged = [e for e in sink.events if isinstance(e, OrderRejected | SignalEmitted)]
     assert [type(e).__name__ for e in logged] == ["OrderRejected", "SignalEmitted"]
     assert logged[0].ts_recv == 125 and logged[0].seq > 0
+
+
+def test_an_operator_kill_in_the_input_engages_risk_and_later_orders_are_denied() -> None:
+    from engine.events import KillSwitchEngaged, OperatorRequested, RiskDenied
+    from engine.risk.config import RiskConfig
+    from engine.risk.engine import RiskEngine
+    from engine.risk.gate import attach_risk
+
+    inner = SilentVenue()
+    gate, venue = attach_risk(RiskEngine(RiskConfig(starting_equity=10**12)), inner)
+    rec = Recorder(
+        {
+            ("trade", 1): lambda s: s.ctx.submit_order(BTC, "BUY", 5, order_type="LIMIT", price=100),
+            ("trade", 3): lambda s: s.ctx.submit_order(BTC, "BUY", 5, order_type="LIMIT", price=100),
+        }
+    )
+    sink = ListSink()
+    kernel = Kernel(sink, venue=venue, risk=gate)
+    kernel.add_strategy(rec)
+    kernel.start()
+    kernel.feed(EventListChunk([trade(1, 100)]))
+    kernel.feed(EventListChunk([OperatorRequested(0, 110, 110, InstrumentId(""), "kill", "file", "test")]))
+    kernel.feed(EventListChunk([trade(3, 120)]))
+    kernel.finish()
+    kinds = [type(e).__name__ for e in sink.events]
+    assert kinds.index("OperatorRequested") < kinds.index("KillSwitchEngaged")
+    engaged = next(e for e in sink.events if isinstance(e, KillSwitchEngaged))
+    assert engaged.reason == "test" and len(engaged.commands) == 1  # cancel-all for the open BUY
+    assert [type(c).__name__ for c, _ in inner.handled] == ["SubmitOrder", "CancelAllOrders"]
+    denied = [e for e in sink.events if isinstance(e, RiskDenied)]
+    assert len(denied) == 1 and denied[0].ts_recv == 120
