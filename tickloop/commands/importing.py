@@ -95,6 +95,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", help="candle interval (default: from the file name, else 8h)")
     p.add_argument("--market", choices=FIXED_MARKETS, default="usdm")
 
+    p = sub.add_parser(
+        "sqlzst", help="SQLite dumps (`sqlite3 db .dump | zstd`, .sql.zst or .sql): trades, quotes, klines"
+    )
+    _common(p, latency=True)
+    p.add_argument("--symbol", help="symbol of tables without a symbol column")
+    p.add_argument("--market", choices=FIXED_MARKETS, default="spot")
+    p.add_argument(
+        "--time-unit",
+        choices=("auto", "s", "ms", "us", "ns"),
+        default="auto",
+        help="unit of epoch time columns whose name has no _ms/_us/_ns suffix (auto: by magnitude)",
+    )
+    p.add_argument("--interval", help="kline interval of tables with neither close_time nor interval")
+
 
 def run(args: argparse.Namespace) -> int:
     from catalogs import importers
@@ -136,6 +150,19 @@ def run(args: argparse.Namespace) -> int:
         report = importers.import_tardis(args.files, args.out, market=market, **common)
     elif source == "depth-csv":
         report = importers.import_depth_csv(args.files, args.out, market=market, **common)
+    elif source == "sqlzst":
+        from catalogs.importers.sqlzst import import_sqlzst
+
+        assert market is not None
+        report = import_sqlzst(
+            args.files,
+            args.out,
+            symbol=args.symbol,
+            market=market,
+            time_unit=args.time_unit,
+            interval=args.interval,
+            **common,
+        )
     else:
         assert market is not None
         report = importers.import_freqtrade(
