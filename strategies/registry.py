@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.strategy import Strategy, StrategyConfig, describe_params, make_config, split_params
+from strategies.model import ModelConfig, ModelStrategy
 from strategies.noop import NoopConfig, NoopStrategy
 from strategies.rsi import RsiConfig, RsiStrategy
 
@@ -31,6 +32,7 @@ STRATEGIES: Mapping[str, StrategySpec] = {
     for spec in (
         StrategySpec("noop", NoopStrategy, NoopConfig, "subscribes to trades and does nothing"),
         StrategySpec("rsi", RsiStrategy, RsiConfig, "Wilder RSI over trades; buy/sell signals"),
+        StrategySpec("model", ModelStrategy, ModelConfig, "ONNX model P(up) on a feature spec; OCO exits"),
     )
 }
 

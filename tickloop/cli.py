@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("catalog", "compact"), "catalog", "compact sealed logs into the Parquet catalog"),
     (("sql",), "sql", "run a DuckDB SQL query over a catalog"),
     (("report",), "report", "write a self-contained HTML report and metrics JSON of a backtest run"),
+    (("dataset",), "dataset", "build a training set (features + triple-barrier labels) from a log as Parquet"),
     (("walkforward",), "walkforward", "rolling train/test windows: grid search in-sample, judged out-of-sample"),
 )
 
