@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("demo",), "demo", "run a seeded synthetic session end to end (no data, no network)"),
     (("backtest",), "backtest", "replay a log through a strategy; prints the run summary as JSON"),
     (("import",), "importing", "import third-party recordings into an event log"),
+    (("serve-venue",), "serve_venue", "serve the simulated venue behind Binance's REST/WebSocket API on localhost"),
     (("log", "info"), "log_info", "JSON summary of a log: counts per kind and symbol, span, gaps"),
     (("log", "verify-book"), "verify_book", "rebuild the L2 book and check it against every bookTicker"),
     (("catalog", "compact"), "catalog", "compact sealed logs into the Parquet catalog"),
