@@ -71,7 +71,7 @@ def test_live_against_the_server_replaying_real_btcusdt_agrees_and_audits_clean(
     from venues.server.testing import ServerConfig, serve_in_thread
 
     server_out, client = tmp_path / "server", tmp_path / "client"
-    config = ServerConfig(log=real_spot_log, demo=False, speed=40.0, seed=5, out=server_out)
+    config = ServerConfig(log=real_spot_log, demo=False, speed=40.0, seed=5, out=server_out, wait_for_client=True)
     with serve_in_thread(config) as info:
         env = {"TICKLOOP_API_KEY": info.api_key, "TICKLOOP_API_SECRET": info.api_secret}
         proc = tickloop(

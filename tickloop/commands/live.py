@@ -12,8 +12,10 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tickloop.live.config import add_session_arguments
+    from tickloop.live.tools import add_tool_arguments
 
     add_session_arguments(parser, "live")
+    add_tool_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

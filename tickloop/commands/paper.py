@@ -12,14 +12,20 @@ import argparse
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from tickloop.live.config import DEFAULT_RECORD_STREAMS
+
+if TYPE_CHECKING:
+    from tickloop.live.session import LiveSession
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tickloop.live.config import add_session_arguments
+    from tickloop.live.tools import add_tool_arguments
 
     add_session_arguments(parser, "paper")
+    add_tool_arguments(parser)
 
 
 def run_session(args: argparse.Namespace, mode: str) -> int:
@@ -32,7 +38,18 @@ def run_session(args: argparse.Namespace, mode: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     cfg = session_config(args, mode, DEFAULT_RECORD_STREAMS if mode == "record" else DEFAULT_TRADING_STREAMS)
     print(f"tickloop {mode}: {', '.join(cfg.symbols)} [{', '.join(cfg.streams)}] -> {cfg.out}", file=sys.stderr)
-    status, session = asyncio.run(run_mode(cfg))
+    from tickloop.live.tools import build_tools
+
+    tools = build_tools(args, mode)
+
+    async def main() -> tuple[int, LiveSession]:
+        await tools.start()
+        try:
+            return await run_mode(cfg, tools.observers, tools.proxy.bind)
+        finally:
+            await tools.aclose()
+
+    status, session = asyncio.run(main())
     summary = {**session.status(), "stop_reason": session.stop_reason, "exit": status}
     if session.kernel is not None:
         summary["run_hash"] = session.kernel.run_hash

@@ -8,7 +8,7 @@ made by the same code from the same recorded data.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,15 @@ def make_session(
     )
 
 
-async def run_mode(cfg: SessionConfig, observers: Sequence[SessionObserver] = ()) -> tuple[int, LiveSession]:
-    """Build and run the session of ``cfg.mode``; (exit status, the finished session)."""
+async def run_mode(
+    cfg: SessionConfig,
+    observers: Sequence[SessionObserver] = (),
+    on_session: Callable[[LiveSession], None] | None = None,
+) -> tuple[int, LiveSession]:
+    """Build and run the session of ``cfg.mode``; (exit status, the finished session).
+
+    ``on_session`` sees the session once it is built, before it runs (the dashboard binds to it).
+    """
     if cfg.mode == "record":
         plan = record_plan(cfg)
     elif cfg.mode == "paper":
@@ -134,5 +141,7 @@ async def run_mode(cfg: SessionConfig, observers: Sequence[SessionObserver] = ()
     else:
         raise ConfigError(f"unknown mode {cfg.mode!r}")
     session = make_session(cfg, plan, stream_source(cfg), observers)
+    if on_session is not None:
+        on_session(session)
     status = await session.run()
     return status, session
