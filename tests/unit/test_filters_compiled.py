@@ -151,3 +151,29 @@ def test_venue_rejects_exactly_what_failing_filter_rejects(actions: list[tuple[A
         checked, got = _filter_outcome(v.handle(cmd, ts))
         if checked:  # (an order refused by a parameter rule never reaches the filters)
             assert got == want, (cmd, got, want)
+
+
+_amount = st.one_of(st.just(0), st.integers(1, 2_000 * SCALE), st.sampled_from([E("0.001"), E("0.01"), E("100")]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    otype=st.sampled_from(list(OrderType)), side=st.sampled_from(list(OrderSide)), price=_amount, qty=_amount,
+    quote=_amount, stop=_amount, iceberg=_amount, trailing=st.sampled_from([0, 5, 10, 100, 5000]),
+    avg=st.one_of(st.none(), st.integers(1, 2_000 * SCALE)), last=st.one_of(st.none(), st.integers(1, 2_000 * SCALE)),
+    counts=st.tuples(st.integers(0, 4), st.integers(0, 3), st.integers(0, 2)),
+)
+def test_the_command_check_answers_like_the_params_check(
+    otype: OrderType, side: OrderSide, price: int, qty: int, quote: int, stop: int, iceberg: int, trailing: int,
+    avg: int | None, last: int | None, counts: tuple[int, int, int],
+) -> None:
+    """The venue checks its ``SubmitOrder`` as it is (0 = absent): every rule must answer exactly as
+    the OrderParams check on the same order (None = absent)."""
+    compiled = CompiledRules(RULES)
+    cmd = SubmitOrder(I, side, otype, quantity=qty, price=price, quote_order_qty=quote, stop_price=stop,
+                      iceberg_qty=iceberg, trailing_delta=trailing)
+    params = OrderParams("TESTUSDT", side, otype, price or None, qty or None, quote or None, stop or None,
+                         iceberg or None, trailing or None)
+    ctx = (lambda mins: avg, last, *counts, 1, None)
+    assert compiled.for_command(otype)(cmd, *ctx) == compiled.for_type(otype)(params, *ctx)
+    assert compiled.adds_nothing_for("TESTUSDT") and not compiled.adds_nothing_for("OTHERUSDT")

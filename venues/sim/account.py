@@ -82,6 +82,23 @@ class Account:
             reported[a] = cur
             return ((a, cur[0], cur[1]),)
         free, locked = self.free, self.locked
+        if len(changed) == 2:  # a trade (base and quote): both written out, without sorted() and a loop
+            a, b = changed
+            changed.clear()
+            if b < a:
+                a, b = b, a
+            ca = (free.get(a, 0), locked.get(a, 0))
+            cb = (free.get(b, 0), locked.get(b, 0))
+            if reported.get(a) != ca:
+                reported[a] = ca
+                if reported.get(b) != cb:
+                    reported[b] = cb
+                    return ((a, ca[0], ca[1]), (b, cb[0], cb[1]))
+                return ((a, ca[0], ca[1]),)
+            if reported.get(b) != cb:
+                reported[b] = cb
+                return ((b, cb[0], cb[1]),)
+            return ()
         out = []
         for a in sorted(changed):
             f, lk = free.get(a, 0), locked.get(a, 0)
@@ -163,6 +180,38 @@ class Account:
             self.locked.setdefault(get_asset, 0)
             self.received[get_asset] = self.received.get(get_asset, 0) + get
             self.changed.add(get_asset)
+
+    def settle(self, give_asset: str, give: int, get_asset: str, get: int, fee: int) -> None:
+        """One trade whose commission is taken from what it received: ``trade(give_asset, give, get_asset,
+        get)`` then ``charge_fee(get_asset, fee)`` in one call (the venue's hot path), same checks, same order."""
+        changed = self.changed
+        if give:
+            locked = self.locked.get(give_asset, 0)
+            if give > locked:
+                raise InsufficientBalance(f"pay {give} {give_asset} from locked but only {locked} locked")
+            self.locked[give_asset] = locked - give
+            given = self.given
+            given[give_asset] = given.get(give_asset, 0) + give
+            changed.add(give_asset)
+        if get or fee:
+            free = self.free
+            have = free.get(get_asset, 0) + get
+            if fee > have:
+                if get:  # the received part stays, as trade() then charge_fee() would leave it
+                    free[get_asset] = have
+                    self.received[get_asset] = self.received.get(get_asset, 0) + get
+                    self.locked.setdefault(get_asset, 0)
+                    changed.add(get_asset)
+                raise InsufficientBalance(f"fee {fee} {get_asset} but only {have} free")
+            free[get_asset] = have - fee
+            self.locked.setdefault(get_asset, 0)
+            if get:
+                received = self.received
+                received[get_asset] = received.get(get_asset, 0) + get
+            if fee:
+                fees = self.fees_paid
+                fees[get_asset] = fees.get(get_asset, 0) + fee
+            changed.add(get_asset)
 
     def receive(self, asset: str, amount: int) -> None:
         """Receive ``amount`` from the counterparty into free."""

@@ -26,6 +26,7 @@ import msgspec
 from engine.errors import InputError, RequestRejected
 from engine.fixed import SCALE as _SCALE_ANY
 from engine.fixed import SCALE_DIGITS, parse_e8
+from engine.orders import SubmitOrder
 
 ALGO_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
 """Order types counted by MAX_NUM_ALGO_ORDERS."""
@@ -606,6 +607,9 @@ FirstFailure = Callable[[OrderParams, AvgPrice, int | None, int, int, int, int, 
 """One symbol's filters for one order type: ``(order, *_ARGS)`` -> the name of the first filter the
 order violates, or None."""
 
+CommandCheck = Callable[[SubmitOrder, AvgPrice, int | None, int, int, int, int, int | None], str | None]
+"""A :data:`FirstFailure` reading a ``SubmitOrder`` (0 = absent) instead of an :class:`OrderParams`."""
+
 _ARGS = "avg_price, last_price, open_orders, open_algo, open_iceberg, adding, base_position"
 """The context every generated check takes after the order (see :meth:`CompiledRules.check`)."""
 _FIELDS = ("side", "price", "quantity", "quote_order_qty", "stop_price", "iceberg_qty", "trailing_delta")
@@ -616,8 +620,13 @@ _GENERATED: dict[str, FirstFailure] = {}
 _GENERATED_MAX = 4096
 
 
-def filter_source(filters: Iterable[SymbolFilter], order_type: str) -> str:
-    """Python source of the check for ``order_type``: each filter's condition, in listing order."""
+def filter_source(filters: Iterable[SymbolFilter], order_type: str, zero_absent: bool = False) -> str:
+    """Python source of the check for ``order_type``: each filter's condition, in listing order.
+
+    ``zero_absent``: the order object says "absent" with 0 instead of None (``engine.orders.SubmitOrder``),
+    so each number is read as ``o.<field> or None``: the venue then checks its command as it is,
+    without building an :class:`OrderParams` per order.
+    """
     body = []
     for f in filters:
         cond = f.condition(order_type)
@@ -625,7 +634,8 @@ def filter_source(filters: Iterable[SymbolFilter], order_type: str) -> str:
             body.append(f"    if {cond}:")
             body.append(f"        return {f.name!r}")
     used = [f for f in _FIELDS if any(re.search(rf"\b{f}\b", line) for line in body)]
-    lines = [f"def first_failure(o, {_ARGS}):", *(f"    {f} = o.{f}" for f in used), *body, "    return None"]
+    reads = [f"    {f} = o.{f} or None" if zero_absent and f != "side" else f"    {f} = o.{f}" for f in used]
+    lines = [f"def first_failure(o, {_ARGS}):", *reads, *body, "    return None"]
     return "\n".join(lines) + "\n"
 
 
@@ -652,14 +662,17 @@ class CompiledRules:
     the real-exchangeInfo tests check against an independent Decimal oracle.
     """
 
-    __slots__ = ("_by_type", "_filters", "_units", "symbol")
+    __slots__ = ("_filters", "_units", "by_type", "by_type_cmd", "symbol")
 
     def __init__(self, rules: SymbolRules) -> None:
         self.symbol = rules.symbol
         self._filters = rules.filters
         units = _precision_units(rules)
         self._units: tuple[int, int] | None = None if units == (1, 1) else units
-        self._by_type: dict[str, FirstFailure] = {}
+        self.by_type: dict[str, FirstFailure] = {}
+        """The functions generated so far, by order type (``by_type.get(t) or for_type(t)``: no call once made)."""
+        self.by_type_cmd: dict[str, CommandCheck] = {}
+        """The same checks reading a command whose absent numbers are 0 (see :meth:`for_command`)."""
 
     def source(self, order_type: str) -> str:
         """The generated check for this order type, as Python source."""
@@ -667,10 +680,24 @@ class CompiledRules:
 
     def for_type(self, order_type: str) -> FirstFailure:
         """The check for this order type (generated once)."""
-        fn = self._by_type.get(order_type)
+        fn = self.by_type.get(order_type)
         if fn is None:
-            fn = self._by_type[order_type] = _generated(self.source(order_type))
+            fn = self.by_type[order_type] = _generated(self.source(order_type))
         return fn
+
+    def for_command(self, order_type: str) -> CommandCheck:
+        """The check for this order type taking a ``SubmitOrder``-shaped object (absent numbers are 0, read
+        as None): same rules, same answers as :meth:`for_type` on the equivalent :class:`OrderParams`."""
+        fn = self.by_type_cmd.get(order_type)
+        if fn is None:
+            made: Any = _generated(filter_source(self._filters, order_type, zero_absent=True))
+            fn = self.by_type_cmd[order_type] = made  # (the generated function reads any such object)
+        return fn
+
+    def adds_nothing_for(self, symbol: str) -> bool:
+        """True when :meth:`check` of an order of ``symbol`` is exactly ``for_type(type)(...)`` plus the raise:
+        same symbol and no -1111 precision rule to apply (a hot caller may then call the function itself)."""
+        return symbol == self.symbol and self._units is None
 
     def check(
         self,
@@ -692,7 +719,7 @@ class CompiledRules:
             raise RequestRejected(-1121, "Invalid symbol.")
         if self._units is not None:
             _check_units(order, *self._units)
-        fn = self._by_type.get(order.type) or self.for_type(order.type)
+        fn = self.by_type.get(order.type) or self.for_type(order.type)
         name = fn(order, avg_price, last_price, open_orders, open_algo, open_iceberg, adding, base_position)
         if name is not None:
             raise RequestRejected(-1013, f"Filter failure: {name}")

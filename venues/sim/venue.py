@@ -21,6 +21,7 @@ through :class:`venues.sim.adapters.VenueFees`.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import count
@@ -135,7 +136,7 @@ _ID_MASK = (1 << 80) - 1
 # through ``EnumType.__getattr__``'s lookup hook (~150 ns each, more than a dict lookup), and one
 # order used to read a few dozen of them.
 _BUY = OrderSide.BUY
-_MARKET, _LIMIT_MAKER = OrderType.MARKET, OrderType.LIMIT_MAKER
+_MARKET, _LIMIT, _LIMIT_MAKER = OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT_MAKER
 _GTC, _IOC, _FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 _NEW = OrderStatus.NEW
 _INSUFFICIENT_LIQUIDITY = ExpiryReason.INSUFFICIENT_LIQUIDITY
@@ -144,6 +145,14 @@ _MAKER, _TAKER = Liquidity.MAKER, Liquidity.TAKER
 _ACCEPT, _FILL, _PARTIAL_FILL = OrderAction.ACCEPT, OrderAction.FILL, OrderAction.PARTIAL_FILL
 _CANCEL, _EXPIRE = OrderAction.CANCEL, OrderAction.EXPIRE
 _QUOTE, _BOOK_DELTA, _BOOK_SNAPSHOT, _BOOK_GAP = Kind.QUOTE, Kind.BOOK_DELTA, Kind.BOOK_SNAPSHOT, Kind.BOOK_GAP
+_AFTER: dict[OrderAction, dict[OrderStatus | None, OrderStatus]] = {}
+for (_before, _action), _after in ORDER_TRANSITIONS.items():
+    _AFTER.setdefault(_action, {})[_before] = _after
+_AFTER_FILL, _AFTER_PARTIAL = _AFTER[OrderAction.FILL], _AFTER[OrderAction.PARTIAL_FILL]
+_AFTER_CANCEL, _AFTER_EXPIRE = _AFTER[OrderAction.CANCEL], _AFTER[OrderAction.EXPIRE]
+_ACCEPTED = ORDER_TRANSITIONS[(None, OrderAction.ACCEPT)]
+"""``ORDER_TRANSITIONS`` split by action: ``_AFTER_FILL.get(status)`` is the table's answer without
+building a ``(status, action)`` key tuple (None: not an edge; ``next_status`` then raises)."""
 _ENGINE_CHECKED = STOP_TYPES | {OrderType.LIMIT_MAKER}
 """Types :meth:`SimVenue._engine_checks` can reject (trigger side, post-only)."""
 
@@ -344,8 +353,10 @@ class _Symbol:
 
     __slots__ = (
         "book",
+        "by_cid",
         "cancelable",
         "checked_at",
+        "direct_filters",
         "filters",
         "n_algo",
         "n_iceberg",
@@ -379,6 +390,8 @@ class _Symbol:
         """Venue time of the filter check in progress: the 'now' of :meth:`avg_price`."""
         self.open: dict[int, Order] = {}
         self.open_cids: dict[str, Order] = {}
+        self.by_cid: dict[str, int] = {}
+        """Client order id -> the most recent order id with it (open or still in the venue's history)."""
         self.open_list_cids: dict[str, OrderList] = {}
         self.n_algo = 0
         self.n_iceberg = 0
@@ -386,6 +399,9 @@ class _Symbol:
         """This symbol's trade ids: ``next(st.trade_ids)``."""
         self.prevented_match_id = -1
         self.track_position = spec.rules is not None and spec.rules.get("MAX_POSITION") is not None
+        self.direct_filters = False
+        """The venue may call the compiled filter function itself (set by the venue: default checker,
+        no MAX_POSITION, nothing else :meth:`CompiledRules.check` would add)."""
         self.tick = (spec.rules.tick_size if spec.rules is not None else 0) or 1
         self.passive = not self.book.vwaps and not has_impact
         """No per-trade feed (VWAP windows, impact statistics): with no open order a trade only moves the last price."""
@@ -457,6 +473,8 @@ class SimVenue:
             raise ConfigError("SimConfig.trades_as_book needs use_depth=False (an L1 book): trades would overwrite the depth")
         self.account = Account(balances)
         self.fees: FeeModel = fee_model or FlatFee()
+        self._flat_fee = self.fees if type(self.fees) is FlatFee else None
+        """The built-in FlatFee (not a subclass), whose rule :meth:`_fill` applies inline."""
         recorder = getattr(self.fees, "record_trade", None)
         self._record_trade: Callable[[int, str, str, int], None] | None = recorder if callable(recorder) else None
         self.checker: OrderChecker = checker or rules_checker
@@ -472,6 +490,9 @@ class SimVenue:
             self._symbols[spec.instrument] = _Symbol(spec, impact is not None)
             self._pairs.setdefault((spec.base_asset, spec.quote_asset), self._symbols[spec.instrument])
         self._all_passive = all(st.passive for st in self._symbols.values())
+        for st in self._symbols.values():
+            st.direct_filters = (self.checker is rules_checker and st.filters is not None and not st.track_position
+                                 and st.filters.adds_nothing_for(st.spec.symbol))
         self._n_open = 0
         self.quiet = self._all_passive
         """No open order anywhere and no per-trade feed: a trade then only sets its symbol's last
@@ -480,7 +501,6 @@ class SimVenue:
         next input (``replay.backtest.VenueKernel`` does)."""
         self._orders: dict[int, Order] = {}
         self._finished: deque[int] = deque()
-        self._by_cid: dict[tuple[InstrumentId, str], int] = {}
         self._lists: dict[int, OrderList] = {}
         self._recent: RecentRequests[SubmitOrder] = RecentRequests(self.config.dedupe_ttl_ns, self.config.dedupe_capacity)
         self._recent_lists: RecentRequests[SubmitOrderList] = RecentRequests(
@@ -499,6 +519,15 @@ class SimVenue:
         self._default_checker = self.checker is rules_checker
         self._now = 0
         self._dirty: set[_Symbol] = set()
+        self._handlers: dict[type, Callable[[Any, int, list[Event]], None]] = {
+            SubmitOrder: self._submit,
+            CancelOrder: self._cancel,
+            SubmitOrderList: self._submit_list,
+            CancelOrderList: self._cancel_list_cmd,
+            CancelAllOrders: self._cancel_all,
+            QueryOrder: self._query,
+        }
+        """Command class -> its handler (one dict lookup instead of a chain of type tests)."""
 
     # ----------------------------------------------------------------- public API
 
@@ -513,25 +542,18 @@ class SimVenue:
         """Apply one command at venue time ``ts`` (int ns); returns the events it caused, in order."""
         self._now = ts
         out: list[Event] = []
-        st = self._symbols.get(command.instrument)
-        if st is not None and st.top is not None:
-            self._sync_top(st)
-        t = type(command)
-        if t is SubmitOrder:
-            self._submit(command, ts, out)  # type: ignore[arg-type]
-        elif t is CancelOrder:
-            self._cancel(command, ts, out)  # type: ignore[arg-type]
-        elif t is SubmitOrderList:
-            self._submit_list(command, ts, out)  # type: ignore[arg-type]
-        elif t is CancelOrderList:
-            self._cancel_list_cmd(command, ts, out)  # type: ignore[arg-type]
-        elif t is CancelAllOrders:
-            self._cancel_all(command, ts, out)  # type: ignore[arg-type]
-        elif t is QueryOrder:
-            self._query(command, ts, out)  # type: ignore[arg-type]
-        else:
-            raise TypeError(f"SimVenue cannot handle {t.__name__}")
-        self._flush(ts, out)
+        if self._trades_as_book:  # (only an L1 trades-as-book venue defers a trade into st.top)
+            st = self._symbols.get(command.instrument)
+            if st is not None and st.top is not None:
+                self._sync_top(st)
+        run = self._handlers.get(type(command))
+        if run is None:
+            raise TypeError(f"SimVenue cannot handle {type(command).__name__}")
+        run(command, ts, out)
+        if self.account.changed:  # self._flush(ts, out), without the call
+            changes = self.account.take_changes()
+            if changes and out and self._emit_balances:
+                out.append(BalanceUpdated(0, ts, ts, out[-1].instrument, changes))
         return out
 
     def on_market(self, event: Event, now_ns: int | None = None) -> list[Event]:
@@ -552,7 +574,10 @@ class SimVenue:
                     st.ref_bid = st.ref_ask = price
                 return out
             self._on_trade(st, price, event.qty, event.buyer_maker, ts, out)  # type: ignore[attr-defined]
-            self._flush(ts, out)
+            if self.account.changed:  # self._flush(ts, out), without the call
+                changes = self.account.take_changes()
+                if changes and out and self._emit_balances:
+                    out.append(BalanceUpdated(0, ts, ts, out[-1].instrument, changes))
             return out
         k = event.kind
         if st.top is not None:
@@ -581,7 +606,8 @@ class SimVenue:
 
     def order_by_client_id(self, instrument: InstrumentId, client_order_id: str) -> OrderSnapshot | None:
         """The most recent order with this client id on the instrument."""
-        oid = self._by_cid.get((instrument, client_order_id))
+        st = self._symbols.get(instrument)
+        oid = st.by_cid.get(client_order_id) if st is not None else None
         return self.order(oid) if oid is not None else None
 
     def open_orders(self, instrument: InstrumentId | None = None) -> list[OrderSnapshot]:
@@ -794,47 +820,96 @@ class SimVenue:
             if st is None or not st.trading:
                 st = self._symbol_for(cmd.instrument, True)  # raises Binance's error
             spec = st.spec
-            tif = self._validate(
-                spec, cmd.side, cmd.order_type, cmd.quantity, cmd.price, cmd.time_in_force,
-                cmd.quote_order_qty, cmd.stop_price, cmd.trailing_delta, cmd.iceberg_qty,
-            )
-            cid = self._new_cid() if cmd.client_order_id is None else self._client_id(cmd.client_order_id, "newClientOrderId")
+            otype = cmd.order_type
+            qty, price, tif = cmd.quantity, cmd.price, cmd.time_in_force
+            extras = cmd.quote_order_qty or cmd.stop_price or cmd.trailing_delta or cmd.iceberg_qty
+            # the two plain shapes pass _validate unchanged (all its rules checked here); the rest go through it
+            if not extras and qty > 0 and otype is _LIMIT and price > 0 and tif is not None and otype in spec.order_types:
+                pass
+            elif not extras and qty > 0 and otype is _MARKET and not price and tif is None and otype in spec.order_types:
+                tif = _GTC
+            else:
+                tif = self._validate(spec, cmd.side, otype, qty, price, tif, cmd.quote_order_qty, cmd.stop_price,
+                                     cmd.trailing_delta, cmd.iceberg_qty)
+            given = cmd.client_order_id
+            if given is None:  # self._new_cid(), inline
+                n = self._cid_n + _ID_MULT
+                if n > _ID_MASK:
+                    n &= _ID_MASK
+                self._cid_n = n
+                cid = "x-" + n.to_bytes(10, "big").hex()
+            else:
+                cid = self._client_id(given, "newClientOrderId")
             stp = spec.default_stp if cmd.stp_mode is None else self._stp(cmd.stp_mode, spec)
-            if spec.rules is not None or self.checker is not rules_checker:
+            filters = st.filters
+            if st.direct_filters:  # self._check_filters(...), inline for the usual case: the command as it is
+                st.checked_at = ts
+                failed = (filters.by_type_cmd.get(otype) or filters.for_command(otype))(  # type: ignore[union-attr]
+                    cmd, st.avg_price, st.book.last_price, len(st.open), st.n_algo, st.n_iceberg, 1, None)
+                if failed is not None:
+                    raise _Reject(-1013, f"Filter failure: {failed}")
+            elif filters is not None or not self._default_checker:
                 params = OrderParams(  # StrEnum members are the str values (Enum.value is a slow descriptor)
-                    spec.symbol, cmd.side, cmd.order_type,
-                    cmd.price or None, cmd.quantity or None, cmd.quote_order_qty or None,
+                    spec.symbol, cmd.side, otype, price or None, qty or None, cmd.quote_order_qty or None,
                     cmd.stop_price or None, cmd.iceberg_qty or None, cmd.trailing_delta or None,
                 )
                 self._check_filters(st, params, 1, ts)
             if cid in st.open_cids:
                 raise _Reject(-2010, DUPLICATE)
-            if cmd.client_order_id is not None and self._recent.retry_of(cid, cmd, ts) is not None:
+            if given is not None and self._recent.retry_of(cid, cmd, ts) is not None:
                 raise _Reject(-2010, DUPLICATE)
             o = Order(
-                self._next_order_id, cid, cmd.instrument, cmd.side, cmd.order_type, tif, cmd.quantity, cmd.price,
+                self._next_order_id, cid, cmd.instrument, cmd.side, otype, tif, qty, price,
                 cmd.stop_price, cmd.quote_order_qty, cmd.iceberg_qty, cmd.trailing_delta, stp, -1, ts,
             )
-            o.strategy_id = cmd.strategy_id
-            o.strategy_type = cmd.strategy_type
-            if o.order_type in _ENGINE_CHECKED:
+            if cmd.strategy_id is not None or cmd.strategy_type is not None:
+                o.strategy_id = cmd.strategy_id
+                o.strategy_type = cmd.strategy_type
+            if otype in _ENGINE_CHECKED:
                 self._engine_checks(st, o)
             if o.quote_qty:
                 o.qty = self._dry_run(st, o)[1]
                 if not o.qty:
                     raise _Reject(-2010, "Order book liquidity is less than symbol minimum quantity.")
-            amount = self._lock_needed(st, o)
+            if not o.is_buy:  # what placing o locks (self._lock_needed, the two common cases inline)
+                amount = o.qty
+            elif otype in LIMIT_PRICED_TYPES:
+                amount = -(-price * o.qty // SCALE)  # notional_ceil(price, qty)
+            else:
+                amount = self._lock_needed(st, o)
             if not self.account.try_lock(spec.quote_asset if o.is_buy else spec.base_asset, amount):
                 raise _Reject(-2010, INSUFFICIENT_BALANCE)
         except _Reject as rej:
             self._reject(cmd, cid, rej.code, rej.msg, ts, out)
             return
         o.locked = amount
-        self._next_order_id += 1
-        if cmd.client_order_id is not None:
-            self._recent.remember(cid, cmd, o.order_id, ts)
-        self._accept(st, o, _ACCEPT, ts, out)
-        self._start(st, o, ts, out)
+        oid = self._next_order_id
+        self._next_order_id = oid + 1
+        if given is not None:
+            self._recent.remember(cid, cmd, oid, ts)
+        is_stop = otype in STOP_TYPES
+        # self._accept(st, o, _ACCEPT, ts, out), inline
+        o.status = _ACCEPTED
+        self._orders[oid] = o
+        st.open[oid] = o
+        self._n_open += 1
+        self.quiet = False
+        st.open_cids[cid] = o
+        st.by_cid[cid] = oid
+        if is_stop:
+            st.n_algo += 1
+        else:
+            o.working_time = ts
+        if o.iceberg_qty:
+            st.n_iceberg += 1
+        out.append(OrderAccepted(
+            0, ts, ts, o.instrument, oid, cid, o.side, otype, tif, o.qty, price, o.stop_price, o.quote_qty,
+            o.iceberg_qty, -1, _ACCEPTED, o.working_time, stp, next(self._exec_ids), o.trailing_delta,
+        ))
+        if is_stop:
+            self._start(st, o, ts, out)
+        else:  # what _start does for a working type
+            self._work(st, o, ts, out)
         if self._dirty:  # our fills moved a last price: stops may fire
             if st.book.triggers.orders:
                 self._run_triggers(st, ts, out)
@@ -883,13 +958,15 @@ class SimVenue:
             ):
                 return best[0] * o.qty // SCALE, o.qty  # (notional(best[0], o.qty), o.qty)
         for price, qty, own in st.book.liquidity(o.is_buy, None):
-            if own is not None:
+            if own is not None:  # our own order trades at its own price in _take: never shifted
                 if o.stp is not _STP_NONE:
                     continue
                 qty = own.remaining
-            px = price + shift
-            if px <= 0:
-                break
+                px = price
+            else:
+                px = price + shift
+                if px <= 0:
+                    break
             q = min(qty, (budget - cost) * SCALE // px // step * step) if budget else min(qty, o.qty - base)
             if q <= 0:
                 break
@@ -925,14 +1002,16 @@ class SimVenue:
 
     def _accept(self, st: _Symbol, o: Order, action: OrderAction, ts: int, out: list[Event]) -> None:
         # ORDER_TRANSITIONS.get(...) or next_status(...): the table's answer without a call; next_status raises
-        o.status = ORDER_TRANSITIONS.get((None, action)) or next_status(None, action, o.order_id)
+        o.status = _ACCEPTED if action is _ACCEPT else (
+            ORDER_TRANSITIONS.get((None, action)) or next_status(None, action, o.order_id))
         oid = o.order_id
+        cid = o.client_order_id
         self._orders[oid] = o
         st.open[oid] = o
         self._n_open += 1
         self.quiet = False
-        st.open_cids[o.client_order_id] = o
-        self._by_cid[(o.instrument, o.client_order_id)] = oid
+        st.open_cids[cid] = o
+        st.by_cid[cid] = oid
         is_stop = o.order_type in STOP_TYPES
         if is_stop:
             st.n_algo += 1
@@ -940,7 +1019,11 @@ class SimVenue:
             st.n_iceberg += 1
         if action is _ACCEPT and not is_stop:
             o.working_time = ts
-        out.append(self._accepted_event(o, ts))
+        out.append(OrderAccepted(  # self._accepted_event(o, ts), without the call
+            0, ts, ts, o.instrument, oid, cid, o.side, o.order_type, o.tif, o.qty, o.price, o.stop_price,
+            o.quote_qty, o.iceberg_qty, o.list_id, o.status or _NEW, o.working_time, o.stp, next(self._exec_ids),
+            o.trailing_delta,
+        ))
 
     def _accepted_event(self, o: Order, ts: int) -> OrderAccepted:
         return OrderAccepted(
@@ -971,7 +1054,17 @@ class SimVenue:
         if tif is _FOK and not self._fok_fillable(st, o):
             self._expire(st, o, ExpiryReason.UNFILLED_FOK_ORDER_EXPIRED, ts, out)
             return
-        if st.book.crosses(o.is_buy, o.price):
+        bk = st.book
+        price = o.price
+        if o.is_buy:  # bk.crosses(o.is_buy, price), inlined
+            best = bk.book.asks.best_price()
+            keys = bk.asks.keys  # our best ask is -keys[-1]
+            crosses = (best is not None and price >= best) or (bool(keys) and price >= -keys[-1])
+        else:
+            best = bk.book.bids.best_price()
+            keys = bk.bids.keys
+            crosses = (best is not None and price <= best) or (bool(keys) and price <= keys[-1])
+        if crosses:
             if o.order_type is _LIMIT_MAKER:
                 self._expire(st, o, ExpiryReason.REJECTED, ts, out)  # a pending LIMIT_MAKER leg placed too late
                 return
@@ -982,8 +1075,22 @@ class SimVenue:
             self._expire(st, o, ExpiryReason.UNFILLED_IOC_QUANTITY_EXPIRED, ts, out)
         elif tif is _FOK:
             self._expire(st, o, ExpiryReason.UNFILLED_FOK_ORDER_EXPIRED, ts, out)
-        else:
-            self._rest(st, o)
+        else:  # self._rest(st, o), inline
+            o.working = True
+            if o.is_buy:
+                o.queue_ahead = self.queue.initial(bk.book.bids.qty(price))
+                own = bk.bids
+            else:
+                o.queue_ahead = self.queue.initial(bk.book.asks.qty(price))
+                own = bk.asks
+            if o.iceberg_qty:
+                o.visible_left = min(o.iceberg_qty, o.remaining)
+            level = own.levels.get(price)  # own.add(o), inline
+            if level is None:
+                own.levels[price] = {o.order_id: o}
+                insort(own.keys, price * own.sign)
+            else:
+                level[o.order_id] = o
 
     def _fok_fillable(self, st: _Symbol, o: Order) -> bool:
         need = o.remaining
@@ -997,15 +1104,6 @@ class SimVenue:
                 return True
         return False
 
-    def _rest(self, st: _Symbol, o: Order) -> None:
-        o.working = True
-        bk = st.book
-        market_side = bk.book.bids if o.is_buy else bk.book.asks
-        o.queue_ahead = self.queue.initial(market_side.qty(o.price))
-        if o.iceberg_qty:
-            o.visible_left = min(o.iceberg_qty, o.remaining)
-        (bk.bids if o.is_buy else bk.asks).add(o)
-
     # ----------------------------------------------------------------- taking liquidity
 
     def _take(self, st: _Symbol, o: Order, limit: int | None, ts: int, out: list[Event]) -> None:
@@ -1016,9 +1114,22 @@ class SimVenue:
         shift = self._impact_shift(st, o) if self.impact is not None else 0
         market_buy = is_buy and o.order_type in _MARKET_LIKE
         taken = 0
+        best = market.best() if not shift else None
+        left = o.qty - o.executed - o.prevented
+        if best is not None and best[1] >= left > 0 and o.status in OPEN_STATUSES:
+            # the common taker: the best market level covers it all, within its limit and its lock, and no
+            # order of ours is better placed: the walk below would make exactly this one fill and stop
+            bprice = best[0]
+            own_keys = (bk.asks if is_buy else bk.bids).keys
+            if (limit is None or (bprice <= limit if is_buy else bprice >= limit)) \
+                    and (not own_keys or (-own_keys[-1] >= bprice if is_buy else own_keys[-1] <= bprice)) \
+                    and (not market_buy or bprice * left // SCALE <= o.locked):
+                taken = self._take_at(st, o, bprice, left, market_buy, ts, out)
+                if self._consume:
+                    market.set(bprice, best[1] - taken)
         # (o.status in OPEN_STATUSES is o.is_open, o.qty - o.executed - o.prevented is o.remaining:
         # without the property calls, this loop being every taker's)
-        for price, qty, own in bk.liquidity(is_buy, limit):
+        for price, qty, own in bk.liquidity(is_buy, limit) if not taken else ():
             if o.status not in OPEN_STATUSES:
                 break
             if own is not None:
@@ -1067,23 +1178,36 @@ class SimVenue:
         spec = st.spec
         acct = self.account
         quote = price * q // SCALE
-        if o.is_buy:
-            acct.trade(spec.quote_asset, quote, spec.base_asset, q)
-            o.locked -= quote
+        is_buy = o.is_buy
+        flat = self._flat_fee
+        if flat is not None:  # the built-in FlatFee, inline: reads no balance, so one account call does it all
+            rate = flat.maker_rate_e8 if maker else flat.taker_rate_e8
+            if is_buy:
+                fee_asset, fee = spec.base_asset, q * rate // SCALE
+                acct.settle(spec.quote_asset, quote, fee_asset, q, fee)
+                o.locked -= quote
+            else:
+                fee_asset, fee = spec.quote_asset, quote * rate // SCALE
+                acct.settle(spec.base_asset, q, fee_asset, quote, fee)
+                o.locked -= q
         else:
-            acct.trade(spec.base_asset, q, spec.quote_asset, quote)
-            o.locked -= q
-        fee_asset, fee = self._commission(spec, o, price, q, quote, maker, ts)
-        if fee:
-            acct.charge_fee(fee_asset, fee)
+            if is_buy:
+                acct.trade(spec.quote_asset, quote, spec.base_asset, q)
+                o.locked -= quote
+            else:
+                acct.trade(spec.base_asset, q, spec.quote_asset, quote)
+                o.locked -= q
+            fee_asset, fee = self._commission(spec, o, price, q, quote, maker, ts)
+            if fee:
+                acct.charge_fee(fee_asset, fee)
         if self._record_trade is not None:
             self._record_trade(ts, spec.base_asset, spec.quote_asset, quote)
         o.executed += q
         o.cum_quote += quote
         o.update_time = ts
         done = o.qty - o.executed - o.prevented <= 0  # o.remaining, without the property call
-        action = _FILL if done else _PARTIAL_FILL
-        o.status = ORDER_TRANSITIONS.get((o.status, action)) or next_status(o.status, action, o.order_id)
+        o.status = (_AFTER_FILL if done else _AFTER_PARTIAL).get(o.status) or next_status(
+            o.status, _FILL if done else _PARTIAL_FILL, o.order_id)
         out.append(
             OrderFilled(
                 0, ts, ts, o.instrument, o.order_id, o.client_order_id, o.side, price, q, quote, o.executed,
@@ -1095,7 +1219,7 @@ class SimVenue:
             self._dirty.add(st)
         if done:
             self._close(st, o)
-        elif o.is_buy and o.order_type in LIMIT_PRICED_TYPES:
+        elif is_buy and o.order_type in LIMIT_PRICED_TYPES:
             self._release_surplus(st, o)
 
     def _commission(
@@ -1128,6 +1252,15 @@ class SimVenue:
         mode = taker.stp
         if mode is _STP_NONE:
             q = min(taker.remaining, maker.remaining)
+            if taker.is_buy and taker.order_type in _MARKET_LIKE and price * q // SCALE > taker.locked:
+                # a MARKET BUY spends only its lock, against our own asks as against the market's
+                # (its lock can fall short of its quantity: quoteOrderQty sized before its own impact,
+                # a triggered stop that could not lock more)
+                step = st.spec.market_step
+                q = min(q, taker.locked * SCALE // price // step * step)
+                if q <= 0:
+                    self._expire(st, taker, ExpiryReason.EXCHANGE_CANCELED, ts, out)
+                    return
             if q <= 0:
                 return
             tid = next(st.trade_ids)
@@ -1210,7 +1343,9 @@ class SimVenue:
             if price in own.levels:  # a queue rule must not count this print again as a cancel
                 key = (buyer_maker, price)
                 st.traded_at[key] = st.traded_at.get(key, 0) + qty
-            for p in own.prices_from_best(price):
+            sign = own.sign
+            for k in keys[bisect_left(keys, price * sign):][::-1]:  # own.prices_from_best(price), inline
+                p = k * sign
                 level = own.levels.get(p)
                 if not level:
                     continue
@@ -1231,7 +1366,10 @@ class SimVenue:
                         f = left if left < budget else budget
                     if f > 0:
                         budget -= f
-                        self._maker_fill(st, m, f, next(st.trade_ids), ts, out)
+                        if m.list_id < 0 and not m.iceberg_qty:  # what _maker_fill does for a plain order
+                            self._fill(st, m, m.price, f, True, next(st.trade_ids), ts, out)
+                        else:
+                            self._maker_fill(st, m, f, next(st.trade_ids), ts, out)
                 if budget <= 0:
                     break
         if self._trades_as_book:
@@ -1405,7 +1543,14 @@ class SimVenue:
     def _close(self, st: _Symbol, o: Order) -> None:
         """Bookkeeping for an order that reached a final status: out of the books, funds released."""
         if o.working:
-            (st.book.bids if o.is_buy else st.book.asks).remove(o)
+            own = st.book.bids if o.is_buy else st.book.asks
+            price = o.price
+            level = own.levels[price]  # own.remove(o), inline
+            del level[o.order_id]
+            if not level:
+                del own.levels[price]
+                keys = own.keys
+                del keys[bisect_left(keys, price * own.sign)]
             o.working = False
         elif o.order_type in STOP_TYPES and not o.triggered:
             st.book.triggers.remove(o, rises_to_trigger(o.order_type, o.side))
@@ -1416,8 +1561,10 @@ class SimVenue:
             self._n_open -= 1
             if not self._n_open:
                 self.quiet = self._all_passive
-            if st.open_cids.get(o.client_order_id) is o:
-                del st.open_cids[o.client_order_id]
+            cid = o.client_order_id
+            open_cids = st.open_cids
+            if open_cids.get(cid) is o:
+                del open_cids[cid]
             if o.order_type in STOP_TYPES:
                 st.n_algo -= 1
             if o.iceberg_qty:
@@ -1426,13 +1573,15 @@ class SimVenue:
         fin.append(o.order_id)
         if len(fin) > self._history:
             old = self._orders.pop(fin.popleft(), None)
-            if old is not None and self._by_cid.get((old.instrument, old.client_order_id)) == old.order_id:
-                del self._by_cid[(old.instrument, old.client_order_id)]
+            if old is not None:
+                by_cid = self._symbols[old.instrument].by_cid
+                if by_cid.get(old.client_order_id) == old.order_id:
+                    del by_cid[old.client_order_id]
 
     def _expire(
         self, st: _Symbol, o: Order, reason: ExpiryReason, ts: int, out: list[Event], notify_list: bool = True
     ) -> None:
-        o.status = ORDER_TRANSITIONS.get((o.status, _EXPIRE)) or next_status(o.status, _EXPIRE, o.order_id)
+        o.status = _AFTER_EXPIRE.get(o.status) or next_status(o.status, _EXPIRE, o.order_id)
         o.expiry_reason = reason
         o.update_time = ts
         out.append(
@@ -1444,7 +1593,7 @@ class SimVenue:
             self._after_leg_final(st, o, ts, out)
 
     def _cancel_one(self, st: _Symbol, o: Order, cancel_cid: str, ts: int, out: list[Event]) -> None:
-        o.status = ORDER_TRANSITIONS.get((o.status, _CANCEL)) or next_status(o.status, _CANCEL, o.order_id)
+        o.status = _AFTER_CANCEL.get(o.status) or next_status(o.status, _CANCEL, o.order_id)
         o.update_time = ts
         out.append(
             OrderCanceled(0, ts, ts, o.instrument, o.order_id, o.client_order_id, cancel_cid, o.executed, o.cum_quote,
@@ -1463,11 +1612,25 @@ class SimVenue:
                 return None
             return o
         if cid is not None:
-            oid = self._by_cid.get((st.spec.instrument, cid))
+            oid = st.by_cid.get(cid)
             return self._orders.get(oid) if oid is not None else None
         return None
 
     def _cancel(self, cmd: CancelOrder, ts: int, out: list[Event]) -> None:
+        oid = cmd.order_id
+        if oid is not None and cmd.orig_client_order_id is None and cmd.cancel_restrictions is None \
+                and cmd.new_client_order_id is None:
+            # the common request (by orderId, nothing else): when every check below would pass, skip them
+            st = self._symbols.get(cmd.instrument)
+            o = self._orders.get(oid)
+            if st is not None and st.cancelable and o is not None and o.status in OPEN_STATUSES \
+                    and o.instrument == st.spec.instrument and o.list_id < 0:
+                n = self._cid_n + _ID_MULT  # self._new_cid(), inline
+                if n > _ID_MASK:
+                    n &= _ID_MASK
+                self._cid_n = n
+                self._cancel_one(st, o, "x-" + n.to_bytes(10, "big").hex(), ts, out)
+                return
         try:
             st = self._symbols.get(cmd.instrument)
             if st is None or not st.cancelable:
