@@ -54,7 +54,7 @@ def _dump(url: str, tmp: Path) -> tuple[str, str]:
 def test_dashboard_draws_a_live_paper_session_and_its_kill_button_works(tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium); CI installs it")
-    from venues.server.testing import ServerConfig, serve_in_thread
+    from replay.serve import ServerConfig, serve_in_thread
 
     env = {**os.environ, "TICKLOOP_DASHBOARD_TOKEN": "t0ken"}
     with serve_in_thread(ServerConfig(demo=True, speed=5.0, seed=11, demo_duration_s=600)) as info:

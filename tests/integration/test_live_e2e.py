@@ -68,7 +68,7 @@ def real_spot_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_live_against_the_server_replaying_real_btcusdt_agrees_and_audits_clean(
     real_spot_log: Path, tmp_path: Path
 ) -> None:
-    from venues.server.testing import ServerConfig, serve_in_thread
+    from replay.serve import ServerConfig, serve_in_thread
 
     server_out, client = tmp_path / "server", tmp_path / "client"
     config = ServerConfig(log=real_spot_log, demo=False, speed=40.0, seed=5, out=server_out, wait_for_client=True)
@@ -100,7 +100,7 @@ def test_live_against_the_server_replaying_real_btcusdt_agrees_and_audits_clean(
 
 
 def test_paper_session_against_the_demo_server_audits_clean(tmp_path: Path) -> None:
-    from venues.server.testing import ServerConfig, serve_in_thread
+    from replay.serve import ServerConfig, serve_in_thread
 
     session = tmp_path / "paper"
     with serve_in_thread(ServerConfig(demo=True, speed=5.0, seed=11, demo_duration_s=600)) as info:
@@ -119,7 +119,7 @@ def test_paper_session_against_the_demo_server_audits_clean(tmp_path: Path) -> N
 
 
 def test_recording_survives_sigkill_and_the_restart_continues_the_seq(tmp_path: Path) -> None:
-    from venues.server.testing import ServerConfig, serve_in_thread
+    from replay.serve import ServerConfig, serve_in_thread
 
     session = tmp_path / "rec"
     args = ["record", "--symbols", "btcusdt,ethusdt", "--streams", "aggTrade,depth20,bookTicker", "--out", str(session)]

@@ -1,7 +1,7 @@
 """Fault tests of the live adapter against a Binance-speaking server on 127.0.0.1.
 
 The project's local venue server (``venues.server``) is being built alongside; until it exposes
-``venues.server.testing.serve_in_thread`` these tests run against :class:`StubVenue` below: a
+``replay.serve.serve_in_thread`` these tests run against :class:`StubVenue` below: a
 small aiohttp app that speaks exactly the parts of Binance's protocol the faults need (HMAC
 signatures, timestamp/recvWindow, newClientOrderId duplicates, 429 with Retry-After, diff-depth
 streams with update ids, a listenKey user stream) and can inject the faults. It runs on the
@@ -678,9 +678,9 @@ def test_stream_disconnect_loses_nothing_sent_after_reconnect() -> None:
 
 
 def _serve(**kw: Any) -> Any:
-    testing = pytest.importorskip("venues.server.testing", reason="venues.server.testing not available")
-    cfg = testing.ServerConfig(demo=True, seed=7, **kw)
-    return testing.serve_in_thread(cfg)
+    from replay.serve import ServerConfig, serve_in_thread
+
+    return serve_in_thread(ServerConfig(demo=True, seed=7, **kw))
 
 
 def _client(info: Any, got: list[Event], **kw: Any) -> LiveVenue:

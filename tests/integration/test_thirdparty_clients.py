@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from venues.server.testing import ServerConfig, ServerInfo, serve_in_thread
+from replay.serve import ServerConfig, ServerInfo, serve_in_thread
 
 pytestmark = pytest.mark.clients
 

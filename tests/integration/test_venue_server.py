@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 
 from engine.events import CommandIssued, OrderAccepted
 from engine.orders import CancelAllOrders, SubmitOrder
-from venues.server.testing import ServerConfig, ServerInfo, serve_in_thread
+from replay.serve import ServerConfig, ServerInfo, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,6 @@ connection and closes its log cleanly.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -129,22 +128,13 @@ class ServerInfo:
     symbols: tuple[str, ...] = ()
 
 
-def build_setup(config: ServerConfig) -> ServerSetup:
-    """The composition root's builder (``tickloop.commands.serve_venue.build_setup``), loaded by name.
-
-    Why by name: it reads logs (``catalogs``, ``replay``) and ``venues`` may not import those layers;
-    this helper is for tests and scripts, where the whole package is installed.
-    """
-    module = importlib.import_module("tickloop.commands.serve_venue")
-    setup: ServerSetup = module.build_setup(config)
-    return setup
-
-
 @contextmanager
-def serve_in_thread(config: ServerConfig | None = None, *, setup: ServerSetup | None = None) -> Iterator[ServerInfo]:
-    """Start a server in a background thread; yields its :class:`ServerInfo`; stops it on exit."""
-    config = config or ServerConfig()
-    setup = setup if setup is not None else build_setup(config)
+def serve_in_thread(config: ServerConfig, *, setup: ServerSetup) -> Iterator[ServerInfo]:
+    """Start the server ``setup`` describes in a background thread; yields its :class:`ServerInfo`.
+
+    ``setup`` comes from the composition layer (``replay.serve.build_setup``, which also offers
+    ``serve_in_thread(config)``): this layer may not read logs or build the demo market.
+    """
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop: list[asyncio.Event] = []
