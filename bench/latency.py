@@ -177,12 +177,32 @@ def percentile(sorted_ns: list[int], q: float) -> float:
     return round(sorted_ns[idx] / 1000, 2)
 
 
+def _set_scheduler(policy: str) -> str:
+    """Switch this process to SCHED_FIFO when asked; the policy actually in force, for the JSON."""
+    if policy == "fifo":
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        except (PermissionError, OSError, AttributeError) as exc:
+            print(f"latency: cannot switch to SCHED_FIFO ({exc}); measuring under SCHED_OTHER", file=sys.stderr)
+            return "other (fifo refused)"
+    return "fifo" if policy == "fifo" else "other"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=20_000)
     ap.add_argument("--period", type=int, default=2)
     ap.add_argument("--synthetic", action="store_true")
+    ap.add_argument(
+        "--sched",
+        choices=("other", "fifo"),
+        default="other",
+        help="fifo: SCHED_FIFO priority 10, as deploy/tickloop-live.service runs the trader (needs root "
+        "or CAP_SYS_NICE). On a shared, loaded machine the default scheduler preempts the process for "
+        "a whole ~4 ms tick now and then, which is the p99 tail; fifo removes it",
+    )
     args = ap.parse_args()
+    sched = _set_scheduler(args.sched)
     use_real = not args.synthetic and (RECORDING / "btcusdt_20240808.gz").exists()
     frames = list(recorded_frames(args.frames) if use_real else synthetic_frames(args.frames))
     samples, counts = run(frames, args.period)
@@ -204,6 +224,7 @@ def main() -> int:
         "clock": "time.time_ns (the adapter's LiveClock)",
         "python": platform.python_version(),
         "loadavg_1m": round(os.getloadavg()[0], 2),
+        "scheduler": sched,
         **counts,
     }
     print(json.dumps(out))
