@@ -19,6 +19,12 @@ then replays it FROM DISK in a child process, so the child's peak RSS (``wait4``
   data; the part of an order beyond that size fills one tick worse), with Binance VIP 0 fees
   (0.1 %) charged in the received asset, zero latency, 1,000,000 USDT to start.
 
+Every strategy run has the risk engine between the strategy and the venue (as every
+backtest does). ``--risk`` (the default) gives it real limits, every rule on and loose
+enough that RSI's orders are unchanged (:data:`BENCH_RISK`: order notional, position,
+exposure, price band, order rate, daily loss, drawdown breaker); ``--no-risk`` leaves its
+limits off (it still decides and logs every order).
+
 Strategy runs (``noop`` and ``strategy``) go through the simulated venue
 (``replay.venue_config``, settings as above); ``data`` has no strategy and so no venue.
 
@@ -58,6 +64,19 @@ STRATEGY_OF_MODE = {"data": None, "noop": "noop", "strategy": "rsi"}
 VENUE_FLAGS = {"fill": "l1", "fees": "vip0", "latency": "zero", "balances": ["USDT=1000000"]}
 """The benchmark's venue: an L1 book from trades (the workload has no quotes or depth)."""
 PEER_MODE = {"data": "data", "noop": "subscribe", "strategy": "strategy"}
+BENCH_RISK = {
+    "max_order_notional": "10000",
+    "max_position_qty": "1",
+    "max_symbol_exposure": "100000",
+    "max_gross_exposure": "200000",
+    "price_band_bps": 500,
+    "max_orders": 200,
+    "rate_window_ns": 1_000_000_000,
+    "daily_loss_limit": "50000",
+    "max_drawdown_bps": 2000,
+}
+"""Risk limits of ``--risk`` (human units): all checked on every order, none binding for RSI's
+0.01 BTC MARKET orders (~500 USDT each, at most one in flight, 1,000,000 USDT equity)."""
 
 
 # --------------------------------------------------------------------------- building the log
@@ -116,7 +135,7 @@ def build_log(n: int) -> Path:
 # --------------------------------------------------------------------------- child: the replay
 
 
-def child(log: Path, mode: str) -> int:
+def child(log: Path, mode: str, risk: bool) -> int:
     """Replay ``log`` once and print the run summary as JSON (runs in its own process)."""
     from replay.backtest import run_backtest
     from replay.venue_config import load_settings
@@ -124,7 +143,13 @@ def child(log: Path, mode: str) -> int:
     out = Path(tempfile.mkdtemp(prefix="run-", dir=CACHE)) / "run"
     try:
         cpu0 = time.process_time()
-        summary = run_backtest(log, STRATEGY_OF_MODE[mode], out=out, venue=load_settings(None, VENUE_FLAGS))
+        summary = run_backtest(
+            log,
+            STRATEGY_OF_MODE[mode],
+            out=out,
+            venue=load_settings(None, VENUE_FLAGS),
+            risk=BENCH_RISK if risk else None,
+        )
         cpu = time.process_time() - cpu0
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
@@ -146,9 +171,10 @@ def build_in_child(n: int) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def run_child(log: Path, mode: str) -> dict[str, Any]:
+def run_child(log: Path, mode: str, risk: bool) -> dict[str, Any]:
     """Run :func:`child` in a fresh interpreter; its summary plus its own peak RSS."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(log), "--mode", mode]
+    cmd.append("--risk" if risk else "--no-risk")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     out = proc.stdout.read()
@@ -184,11 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, metavar="K", help="replay K times, report the fastest"
     )
+    parser.add_argument(
+        "--risk",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="risk limits on (default; see BENCH_RISK) or off (risk still decides every order)",
+    )
     parser.add_argument("--child", default=None, metavar="LOG", help=argparse.SUPPRESS)
     parser.add_argument("--build", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        return child(Path(args.child), args.mode)
+        return child(Path(args.child), args.mode, args.risk)
     if args.trades < 1 or args.repeat < 1:
         parser.error("--trades and --repeat must be >= 1")
 
@@ -200,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     cached = (log_path(args.trades) / "manifest.json").exists()
     log = log_path(args.trades) if cached else build_in_child(args.trades)
     build_s = time.perf_counter() - t0
-    runs = [run_child(log, args.mode) for _ in range(args.repeat)]
+    runs = [run_child(log, args.mode, args.risk) for _ in range(args.repeat)]
     best = max(runs, key=lambda r: r["events_per_s"])
     if len({r["run_hash"] for r in runs}) != 1:
         raise SystemExit(f"replays of the same log disagree: {[r['run_hash'] for r in runs]}")
@@ -220,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         "orders": best["orders"],
         "fills": best["fills"],
         "rejections": best["rejections"],
+        "risk": "limits" if args.risk else "limits off",
+        "risk_approved": best["risk_approved"],
+        "risk_denied": best["risk_denied"],
         "fees_paid": best["fees_paid"],
         "balances": best["balances"],
         "runs": len(runs),

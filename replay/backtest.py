@@ -20,6 +20,15 @@ The venue: a run with a strategy trades on the simulated Binance spot venue
 reach the venue after the latency model's order latency and its events come back after the
 response latency, all on the kernel's queue; every command and every delivered venue event
 is in the output log. A run without a strategy (raw replay) has no venue.
+
+Risk: every run with a strategy has the risk engine (``engine.risk``) between the strategy
+and the venue, wired with ``engine.risk.gate.attach_risk``: each command is decided
+(``RiskApproved`` / ``RiskDenied`` in the output log), fills and marks feed risk's
+positions and equity, breakers trip and the kill switch acts. Its configuration comes
+from ``risk`` (human units, see :func:`replay.venue_config.load_risk_params`); without
+one it starts from the venue's initial quote balance with every limit off, so it decides
+and logs but never refuses. The effective risk config is the ``risk`` entry of
+``config_json`` (under the run hash).
 """
 
 from __future__ import annotations
@@ -37,19 +46,26 @@ import numpy as np
 
 from catalogs.manifest import code_version, read_manifest, write_manifest
 from engine.errors import ConfigError, LogError, VenueMisbehaved
-from engine.events import Event, TradeReceived
+from engine.events import Event, RiskApproved, RiskDenied, TradeReceived
 from engine.fixed import format_e8
-from engine.kernel import Kernel, KernelStats
+from engine.kernel import RESPONSE, Kernel, KernelStats
 from engine.ports import Chunk
+from engine.risk import RiskedVenue, RiskEngine, attach_risk
 from engine.strategy import config_dict
 from replay.source import input_digest, log_chunks, open_log
-from replay.venue_config import VenueBundle, VenueSettings, build_venue, resolve_venue
+from replay.venue_config import (
+    RiskSetup,
+    VenueBundle,
+    VenueSettings,
+    build_venue,
+    resolve_risk,
+    resolve_venue,
+)
 from strategies.registry import build_config, get_spec
 from venues.sim.venue import SimVenue
 
 DEFAULT_RUNS_ROOT = Path("runs")
 VENUE_NAME = "sim"
-RISK_NAME = "pass-through"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,11 @@ class RunSummary:
     """Final free + locked per asset (decimal text)."""
     default_specs: list[str] = dataclasses.field(default_factory=list)
     """Instruments traded under the permissive default spec (no exchangeInfo for them)."""
+    risk_approved: int = 0
+    risk_denied: int = 0
+    """Risk decisions in the output log (denials are also counted in ``rejections``)."""
+    risk_halted: str = ""
+    """The breaker holding at the end ("" when none): max_drawdown, daily_loss, kill_switch."""
 
     @property
     def events_per_s(self) -> float:
@@ -92,12 +113,19 @@ class RunSummary:
 
 
 class LogSink:
-    """OutputSink over a LogWriter: checks that the writer's seq is the kernel's."""
+    """OutputSink over a LogWriter: checks that the writer's seq is the kernel's; counts risk's decisions."""
 
     def __init__(self, writer: Any) -> None:
         self._writer = writer
+        self.risk_approved = 0
+        self.risk_denied = 0
 
     def write(self, event: Event) -> None:
+        t = type(event)
+        if t is RiskApproved:
+            self.risk_approved += 1
+        elif t is RiskDenied:
+            self.risk_denied += 1
         seq = self._writer.append(event)
         if seq != event.seq:
             raise LogError(f"output log assigned seq {seq} to an event the kernel numbered {event.seq}")
@@ -114,10 +142,12 @@ def run_config(
     seed: int,
     symbol: str | None,
     venue: Mapping[str, Any] | None = None,
+    risk: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's identity as plain JSON data (validates the strategy and its params).
 
     ``venue`` is the venue's effective configuration (``VenueSettings.effective``); None: no venue.
+    ``risk`` is the risk engine's (``RiskSetup.effective``); None: no venue, so nothing to decide.
     """
     if strategy is None:
         if params:
@@ -131,7 +161,7 @@ def run_config(
         "seed": seed,
         "symbol": symbol,
         "venue": {"name": VENUE_NAME, **venue} if venue is not None else None,
-        "risk": RISK_NAME,
+        "risk": dict(risk) if risk is not None else None,
     }
 
 
@@ -172,13 +202,15 @@ def run_backtest(
     vectorised: bool = True,
     runs_root: Path = DEFAULT_RUNS_ROOT,
     venue: VenueSettings | None = None,
+    risk: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Replay ``log_dir`` through ``strategy`` (None: no strategy, raw kernel throughput).
 
     Writes the run's output log to ``out`` (must not exist; default under ``runs_root``)
     and returns the summary. ``vectorised=False`` forces the per-event path (same results).
     A strategy trades on the simulated venue configured by ``venue`` (default settings when
-    None; see :mod:`replay.venue_config`).
+    None; see :mod:`replay.venue_config`), behind the risk engine configured by ``risk``
+    (human-unit parameters as ``--risk``/``--risk-param`` give them; None: limits off).
     """
     from catalogs.log import LogWriter
 
@@ -187,6 +219,7 @@ def run_backtest(
     with reader:
         bundle: VenueBundle | None = None
         effective: dict[str, Any] | None = None
+        risk_setup: RiskSetup | None = None
         default_specs: list[str] = []
         if strategy is not None:
             build_config(strategy, params)  # a bad strategy or param fails before any log scan
@@ -194,7 +227,10 @@ def run_backtest(
             effective = settings.effective(symbols)
             default_specs = sorted(str(i) for i, c in symbols.items() if c.source == "default")
             bundle = build_venue(settings, symbols, seed)
-        config = run_config(strategy, params, seed, symbol, effective)
+            risk_setup = resolve_risk(risk or {}, settings, symbols)
+        config = run_config(
+            strategy, params, seed, symbol, effective, risk_setup.effective() if risk_setup is not None else None
+        )
         config_json = canonical_json(config)
         config_hash = hashlib.sha256(config_json.encode()).hexdigest()
         digest = input_digest(reader)
@@ -214,19 +250,23 @@ def run_backtest(
             }
         }
         strat = get_spec(strategy).build(build_config(strategy, params)) if strategy is not None else None
+        risk_engine = _risk_engine(risk_setup) if risk_setup is not None else None
         t0 = time.perf_counter()
         with LogWriter(run_dir, meta=meta, monotonic_ns=None) as writer:
-            kernel: Kernel = (
-                VenueKernel(
-                    LogSink(writer),
-                    venue=bundle.venue,
+            sink = LogSink(writer)
+            kernel: Kernel
+            if bundle is not None and risk_engine is not None:
+                gate, risked = attach_risk(risk_engine, bundle.venue)
+                kernel = VenueKernel(
+                    sink,
+                    venue=risked,
                     latency=bundle.latency,
+                    risk=gate,
                     vectorised=vectorised,
                     rng_for=seeded_rngs(seed),
                 )
-                if bundle is not None
-                else Kernel(LogSink(writer), vectorised=vectorised, rng_for=seeded_rngs(seed))
-            )
+            else:
+                kernel = Kernel(sink, vectorised=vectorised, rng_for=seeded_rngs(seed))
             if strat is not None:
                 kernel.add_strategy(strat)
             stats = kernel.run(
@@ -238,12 +278,24 @@ def run_backtest(
     account = account_summary(bundle.venue) if bundle is not None else {}
     _record_run_hash(run_dir, stats, account)
     summary = _summary(stats, wall, run_dir, strategy, seed, config_hash, digest)
+    halted = risk_engine.halted if risk_engine is not None else None
     return dataclasses.replace(
         summary,
         default_specs=default_specs,
         fees_paid=account.get("fees_paid", {}),
         balances=account.get("balances", {}),
+        risk_approved=sink.risk_approved,
+        risk_denied=sink.risk_denied,
+        risk_halted=halted.value if halted is not None else "",
     )
+
+
+def _risk_engine(setup: RiskSetup) -> RiskEngine:
+    """The run's risk engine, holding the positions the venue's base-asset balances imply."""
+    engine = RiskEngine(setup.config)
+    for iid, qty in setup.positions:
+        engine.set_position(iid, qty, 0)
+    return engine
 
 
 def account_summary(venue: SimVenue) -> dict[str, dict[str, str]]:
@@ -302,7 +354,7 @@ class VenueKernel(Kernel):
     """The kernel with a specialised loop for trade-only chunks dispatched to a venue, the
     state and one strategy (the benchmarked hot path with a venue).
 
-    Two things, both output-neutral (the tests compare against the plain Kernel):
+    Three things, all output-neutral (the tests compare against the plain Kernel):
 
     - Inlining: ``engine.kernel.Kernel._per_trade`` covers "state + one subscriber"; with a
       venue that wants trades too, the generic loop pays for a handler tuple and two more
@@ -313,6 +365,10 @@ class VenueKernel(Kernel):
       produces no event, so the loop keeps just the last trade per instrument and hands it
       over right before the venue's next input (a command arriving, another market event, a
       trade when it is no longer quiet). The venue ends in the state it would have reached.
+    - Risk: when the venue is a :class:`~engine.risk.gate.RiskedVenue`, the risk engine is
+      marked on *every* trade (its decisions and breakers need the latest price; O(1)) and
+      only the inner venue is deferred. A trade that trips a breaker is handed over at once,
+      so the kill switch acts on a venue that has seen everything before it.
 
     It leans on private members of Kernel (``_build_dispatch``, ``_per_trade``, ``_arrive``,
     ``_venue_market``); it belongs in ``engine/kernel.py``, where it should move.
@@ -320,21 +376,26 @@ class VenueKernel(Kernel):
 
     _venue_trade: Any = None
     _deferred: dict[Any, Event] | None = None
+    _risked: RiskedVenue | None = None
+    _base: Any = None
 
     def _build_dispatch(self) -> None:
         super()._build_dispatch()
+        venue = self._venue
+        self._risked = venue if isinstance(venue, RiskedVenue) else None
+        self._base = base = venue.inner if isinstance(venue, RiskedVenue) else venue
         handlers = self._table.get(TradeReceived, ())
         if len(handlers) == 3 and handlers[0] == self._venue_market and handlers[1] == self._state_trade:
             self._venue_trade = handlers[2]
             self._trade_handler = handlers[2]  # the base class then routes trade-only chunks to _per_trade
-        if hasattr(self._venue, "quiet"):
+        if hasattr(base, "quiet"):
             self._deferred = {}
 
     def sync_venue(self) -> None:
         """Hand the venue the trades held back while it was quiet (before reading its state)."""
         deferred = self._deferred
         if deferred:
-            on_market = self._venue.on_market
+            on_market = self._base.on_market  # (risk has already seen them: only the inner venue)
             for ev in deferred.values():  # (a quiet venue uses no time: the next input sets its clock)
                 out = on_market(ev, ev.ts_recv)
                 if out:  # a quiet venue answers nothing: anything else is a bug in its `quiet`
@@ -354,6 +415,17 @@ class VenueKernel(Kernel):
             self.sync_venue()
         super()._venue_market(ev)
 
+    def _pass_on(self, risked: RiskedVenue, ev: Event) -> None:
+        """The inner venue's part of a trade risk has already seen (``RiskedVenue.pass_on``)."""
+        if self._deferred:
+            self.sync_venue()
+        now = self.clock.now
+        out = risked.pass_on(ev, now)
+        if out:
+            due = now + self._latency.response_latency_ns(now)
+            for vev in out:
+                self._schedule(due, RESPONSE, vev)
+
     def _per_trade(self, chunk: Chunk, on_trade: Any) -> None:
         if self._venue_trade is None:
             super()._per_trade(chunk, on_trade)
@@ -362,8 +434,10 @@ class VenueKernel(Kernel):
         clock = self.clock
         outbox = self._outbox
         last_price = self._last_price
-        venue = self._venue
+        base = self._base
         deferred = self._deferred
+        risked = self._risked
+        mark = risked.engine.on_trade if risked is not None else None
         now = clock.now
         for ev in chunk.events():
             ts = ev.ts_recv
@@ -373,11 +447,17 @@ class VenueKernel(Kernel):
             if ts > now:
                 now = clock.now = ts
             iid = ev.instrument
-            if deferred is not None and venue.quiet:  # type: ignore[attr-defined]
+            price = ev.price  # type: ignore[attr-defined]
+            if mark is not None:
+                if mark(iid, price, now) or not (deferred is not None and base.quiet):
+                    self._pass_on(risked, ev)  # type: ignore[arg-type]
+                else:
+                    deferred[iid] = ev
+            elif deferred is not None and base.quiet:
                 deferred[iid] = ev
             else:
                 self._venue_market(ev)
-            last_price[iid] = ev.price  # type: ignore[attr-defined]
+            last_price[iid] = price
             on_trade(ev)
             if outbox:
                 self._flush_commands()

@@ -944,3 +944,94 @@ def _latency_model(c: LatencyChoice, seed: int) -> LatencyModel:
 def derived_seed(seed: int, purpose: str) -> int:
     """A 64-bit seed for one purpose, from the run seed (stable across processes and platforms)."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
+
+
+# --------------------------------------------------------------------------- risk
+
+
+RISK_TOML_TABLE = "risk"
+"""A ``--risk FILE`` may hold its keys at the top level or under a ``[risk]`` table."""
+
+
+def load_risk_params(config_file: str | Path | None = None, pairs: Sequence[str] = ()) -> dict[str, Any]:
+    """The risk parameters of a run: ``--risk FILE`` (TOML), then ``--risk-param K=V`` over it.
+
+    Values stay in the file's human units (``max_order_notional = "1000"``);
+    :func:`engine.risk.config.load_risk_config` converts and validates them. A key given
+    twice on the command line, or a malformed pair, is a ConfigError naming it.
+    """
+    from engine.strategy import split_params
+
+    params: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            with path.open("rb") as f:
+                doc = tomllib.load(f)
+        except OSError as exc:
+            raise ConfigError(f"--risk {str(path)!r}: cannot read it: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--risk {str(path)!r}: not valid TOML: {exc}") from None
+        table = doc.get(RISK_TOML_TABLE, doc)
+        if not isinstance(table, dict) or (table is not doc and len(doc) != 1):
+            raise ConfigError(f"--risk {str(path)!r}: put every key at the top level or all under one [risk] table")
+        params.update(table)
+    try:
+        params.update(split_params(pairs))
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("--param", "--risk-param")) from None
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSetup:
+    """The risk engine's config for one run, the positions it starts with, and its effective JSON."""
+
+    config: Any  # engine.risk.RiskConfig
+    quote_asset: str
+    positions: tuple[tuple[InstrumentId, int], ...]
+
+    def effective(self) -> dict[str, Any]:
+        """What RunStarted records (so the run hash covers it): every field, e8 ints, plus the derivations."""
+        out: dict[str, Any] = {"engine": "engine.risk", "quote_asset": self.quote_asset}
+        out.update(msgspec.to_builtins(self.config))
+        out["initial_positions"] = {str(i): q for i, q in self.positions}
+        return out
+
+
+def resolve_risk(
+    params: Mapping[str, Any], settings: VenueSettings, symbols: Mapping[InstrumentId, SymbolChoice]
+) -> RiskSetup:
+    """The run's risk config: ``params`` (human units), with the defaults a backtest needs.
+
+    Risk is always in the path. Without ``starting_equity`` it is the venue's initial
+    balance of the symbols' quote asset (the most common one when they differ, ties by
+    name: one engine values everything in one asset); every limit stays off unless
+    configured. A base-asset balance becomes risk's starting position in the first
+    instrument (sorted) with that base and that quote asset, so risk and the venue agree
+    on what is held.
+    """
+    from engine.risk.config import load_risk_config
+
+    pairs = [(iid, _assets_of(iid, c)) for iid, c in sorted(symbols.items())]
+    count: dict[str, int] = {}
+    for _, (_, q) in pairs:
+        count[q] = count.get(q, 0) + 1
+    quote = min(count, key=lambda q: (-count[q], q)) if count else ""
+    balances = dict(settings.balances)
+    values = dict(params)
+    if "starting_equity" not in values:
+        values["starting_equity"] = format_e8(balances.get(quote, 0))
+    config = load_risk_config(values)
+    positions: dict[str, tuple[InstrumentId, int]] = {}
+    for iid, (base, q) in pairs:
+        if q == quote and balances.get(base) and base not in positions:
+            positions[base] = (iid, balances[base])
+    return RiskSetup(config, quote, tuple(sorted(positions.values())))
+
+
+def _assets_of(iid: InstrumentId, choice: SymbolChoice) -> tuple[str, str]:
+    base, quote = choice.raw.get("baseAsset"), choice.raw.get("quoteAsset")
+    if isinstance(base, str) and isinstance(quote, str):
+        return base, quote
+    return split_symbol(split_instrument_id(iid)[0])

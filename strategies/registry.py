@@ -8,6 +8,8 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.strategy import Strategy, StrategyConfig, describe_params, make_config, split_params
+from strategies.imbalance import ImbalanceConfig, ImbalanceStrategy
+from strategies.maker import MakerConfig, MakerStrategy
 from strategies.model import ModelConfig, ModelStrategy
 from strategies.noop import NoopConfig, NoopStrategy
 from strategies.rsi import RsiConfig, RsiStrategy
@@ -32,6 +34,8 @@ STRATEGIES: Mapping[str, StrategySpec] = {
     for spec in (
         StrategySpec("noop", NoopStrategy, NoopConfig, "subscribes to trades and does nothing"),
         StrategySpec("rsi", RsiStrategy, RsiConfig, "Wilder RSI over trades; buy/sell signals"),
+        StrategySpec("imbalance", ImbalanceStrategy, ImbalanceConfig, "OBI + TFI momentum, OCO bracket exits"),
+        StrategySpec("maker", MakerStrategy, MakerConfig, "two-sided LIMIT_MAKER quoter with inventory limits"),
         StrategySpec("model", ModelStrategy, ModelConfig, "ONNX model P(up) on a feature spec; OCO exits"),
     )
 }

@@ -148,6 +148,7 @@ class RiskEngine:
         self._peak = cfg.starting_equity * SCALE  # e16
         self._day_start = self._peak  # e16
         self._day_end: int | None = None  # ns; None before the first call
+        self._roll_at = _NEVER  # ns: the next call at or after it rolls the day (the day's end)
         self._halt: Rule | None = None
         self._halt_until = 0  # ns; 0 = until reset
         self._breakers = cfg.max_drawdown_bps is not None or cfg.daily_loss_limit is not None
@@ -226,22 +227,49 @@ class RiskEngine:
 
     def advance(self, now: int) -> None:
         """Let time pass: at a new UTC day the day's loss restarts and a daily-loss halt lifts."""
-        day_end = self._day_end
-        if day_end is None or now >= day_end:
+        if now >= self._roll_at:
             self._roll(now)
 
     def _roll(self, now: int) -> None:
-        self._day_end = (now // NS_PER_DAY + 1) * NS_PER_DAY
+        self._day_end = self._roll_at = (now // NS_PER_DAY + 1) * NS_PER_DAY
         self._day_start = self.equity_e16()
         self._refloor()
         if self._halt is Rule.DAILY_LOSS and self._halt_until and now >= self._halt_until:
             self._lift(now, "new UTC day")
 
-    def on_trade(self, instrument: InstrumentId, price: int, now: int) -> None:
-        """A trade (or mark) at ``price``: the hot path, O(1)."""
-        day_end = self._day_end
-        if day_end is None or now >= day_end:
+    def on_trade(self, instrument: InstrumentId, price: int, now: int) -> bool:
+        """A trade (or mark) at ``price``: the hot path, O(1).
+
+        Returns True when this call queued output (a breaker tripped, a new UTC day lifted a
+        halt), so a driver calling it per trade needs no second call to learn whether to
+        :meth:`drain`. Written out flat (no helper call) on purpose: it runs on every trade.
+        """
+        if now >= self._roll_at:
             self._roll(now)
+            self._mark(instrument, price, now)
+            return bool(self._events or self._commands)
+        st = self._syms.get(instrument)
+        if st is None or price <= 0:
+            self._mark(instrument, price, now)
+            return bool(self._events or self._commands)
+        pos = st.position
+        if not pos:
+            st.mark = price
+            return False
+        mtm = self._mtm = self._mtm + pos * (price - st.mark)
+        st.mark = price
+        eq = self._cash * SCALE + mtm
+        if eq > self._peak:
+            self._peak = eq
+            if self._breakers:
+                self._refloor()
+            return False
+        if eq <= self._floor:
+            self._check_breakers(now)
+            return bool(self._events or self._commands)
+        return False
+
+    def _mark(self, instrument: InstrumentId, price: int, now: int) -> None:
         st = self._syms.get(instrument)
         if st is None:
             st = self._syms[instrument] = SymbolState()

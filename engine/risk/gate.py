@@ -94,11 +94,25 @@ class RiskedVenue:
 
     def on_market(self, event: Event, now_ns: int | None = None) -> list[Event]:
         ts = now_ns if now_ns is not None else event.ts_recv
+        self.mark(event, ts)
+        return self.pass_on(event, now_ns)
+
+    def mark(self, event: Event, ts: int) -> None:
+        """Let risk see one market event (a trade is the O(1) hot path); the inner venue does not."""
         t = type(event)
-        if t is TradeReceived or t is AggTradeReceived:  # the hot path: a mark, O(1)
+        if t is TradeReceived or t is AggTradeReceived:
             self._on_trade(event.instrument, event.price, ts)  # type: ignore[attr-defined]
         elif event.kind in self._risk_kinds:
             self.engine.on_market(event, ts)
+
+    def pass_on(self, event: Event, now_ns: int | None = None) -> list[Event]:
+        """The inner venue's part of :meth:`on_market` (after :meth:`mark`), and whatever risk has to say.
+
+        Split from :meth:`mark` so a driver that holds trades back from a quiet inner venue
+        (``replay.backtest.VenueKernel``) still marks risk on every trade, as it must: a
+        decision and the breakers need the latest price, not the last one the venue saw.
+        """
+        ts = now_ns if now_ns is not None else event.ts_recv
         if event.kind in self._inner_kinds:
             events = self._inner_market(event, now_ns)
             if events or self.engine.has_output:
@@ -106,30 +120,39 @@ class RiskedVenue:
                 self._observe(events, ts, out)
                 return out
             return events
-        if self.engine.has_output:
-            out = []
-            self._flush(ts, out)
-            return out
-        return []
+        return self.flush(ts)
+
+    def flush(self, ts: int) -> list[Event]:
+        """Risk's pending breaker / kill-switch events (its commands already sent to the inner venue)."""
+        if not self.engine.has_output:
+            return []
+        out: list[Event] = []
+        self._flush(ts, out)
+        return out
 
     def observe(self, event: Event, ts: int) -> list[Event]:
-        """A venue event that reached the kernel without passing through :meth:`handle`.
+        """An input the kernel shows the venue object (``Kernel._venue_input`` / ``_operator_input``).
 
-        A live venue answers asynchronously, so its fills arrive in the session's input; the
-        kernel shows each one here first (``Kernel._venue_input``) so risk keeps positions
-        exactly as it does in a backtest. Returns breaker / kill-switch events it caused.
+        - A venue event that came in the source (a live venue answers asynchronously): risk
+          learns the fill or the order's end, as from :meth:`handle`'s answers.
+        - ``OperatorRequested``: ``kill`` engages the kill switch (cancel all; flatten as
+          configured), ``reset`` lifts a halt. Any other action is ignored here (logged by
+          the kernel all the same).
+
+        Returns what risk has to say (breaker, kill-switch and reset events, and the inner
+        venue's answers to the kill switch's commands); the kernel delivers them after ``event``.
         """
-        out: list[Event] = []
-        if isinstance(event, OperatorRequested):
+        engine = self.engine
+        if type(event) is OperatorRequested:
+            assert isinstance(event, OperatorRequested)
+            reason = event.reason or f"operator {event.action} ({event.origin or 'unknown origin'})"
             if event.action == "kill":
-                self.engine.engage_kill_switch(ts, event.reason or event.origin or "operator")
+                engine.engage_kill_switch(ts, reason)
             elif event.action == "reset":
-                self.engine.reset(ts, event.reason or event.origin or "operator")
+                engine.reset(ts, reason)
         else:
-            self.engine.on_venue_event(event, ts)
-        if self.engine.has_output:
-            self._flush(ts, out)
-        return out
+            engine.on_venue_event(event, ts)
+        return self.flush(ts)
 
     def _observe(self, events: list[Event], ts: int, out: list[Event]) -> None:
         engine = self.engine

@@ -7,6 +7,11 @@ scripts can ``tail -n1``.
 The strategy trades on the simulated Binance spot venue. Its settings come from
 ``--venue-config FILE`` (TOML) with the venue flags below laid over it; see
 ``replay.venue_config`` and ``docs/sim-venue.md``.
+
+Every order goes strategy -> risk -> venue. The risk engine's limits come from ``--risk
+FILE`` (TOML, human units: ``max_order_notional = "5000"``) with ``--risk-param K=V`` laid
+over it; without them risk still decides and logs every command (starting equity = the
+venue's initial quote balance, limits off). See ``docs/risk.md``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--per-event",
         action="store_true",
         help="disable the columnar fast path (same results, slower; for checking determinism)",
+    )
+    risk = parser.add_argument_group("risk engine (always in the path; limits off unless configured)")
+    risk.add_argument("--risk", default=None, metavar="FILE", help="risk limits (TOML; keys of engine.risk.RiskConfig)")
+    risk.add_argument(
+        "--risk-param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="risk limit over --risk (repeatable), e.g. max_order_notional=5000 or max_drawdown_bps=500",
     )
     venue = parser.add_argument_group("simulated venue (flags override --venue-config)")
     venue.add_argument("--venue-config", default=None, metavar="FILE", help="venue settings (TOML)")
@@ -111,8 +125,10 @@ def venue_settings(args: argparse.Namespace) -> VenueSettings:
 
 def run(args: argparse.Namespace) -> int:
     from replay.backtest import run_backtest
+    from replay.venue_config import load_risk_params
 
     settings = venue_settings(args)
+    risk = load_risk_params(args.risk, args.risk_param)
     summary = run_backtest(
         args.logdir,
         args.strategy,
@@ -122,12 +138,15 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         vectorised=not args.per_event,
         venue=settings,
+        risk=risk,
     )
     s = summary.to_json()
     print(
         f"tickloop backtest: {args.logdir} through {args.strategy} (seed {args.seed})\n"
         f"  {s['events']} events in {s['wall_s']} s ({s['events_per_s']:.0f}/s), "
         f"{s['signals']} signals, {s['orders']} orders, {s['fills']} fills, {s['rejections']} rejections\n"
+        f"  risk: {s['risk_approved']} approved, {s['risk_denied']} denied"
+        f"{', halted by ' + s['risk_halted'] if s['risk_halted'] else ''}\n"
         f"  fees paid: {s['fees_paid'] or '-'}; final balances: {s['balances'] or '-'}",
         file=sys.stderr,
     )
