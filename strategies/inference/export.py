@@ -65,11 +65,12 @@ Stage = Dense | Standardize
 
 
 def _onnx() -> Any:
+    from strategies.inference.graph import import_onnx
+
     try:
-        import onnx
+        return import_onnx()
     except ImportError as exc:
         raise ConfigError(f"exporting ONNX needs the onnx package (the 'train' extra): {exc}") from exc
-    return onnx
 
 
 def dense_model(
