@@ -63,6 +63,7 @@ from engine.events import (
 from engine.fixed import SCALE, parse_e8
 from engine.identifiers import InstrumentId
 from engine.orders import ListStatusType, OrderSide, OrderStatus, OrderType, SubmitOrderList, TimeInForce
+from engine.risk.sizing import kelly_qty
 from engine.strategy import Strategy, StrategyConfig
 from strategies.features.spec import FeatureSet, book_depth, columns_of, parse_specs, specs_text
 
@@ -99,6 +100,9 @@ class ModelConfig(StrategyConfig, frozen=True, kw_only=True):
     backend: str = "auto"
     threshold: float = 0.6
     notional: Decimal = Decimal("100")
+    sizing: str = "notional"
+    capital: Decimal = Decimal("1000")
+    kelly_scale: float = 0.25
     tp_bps: int = 20
     sl_bps: int = 20
     stop_slip_bps: int = 10
@@ -119,9 +123,14 @@ class ModelConfig(StrategyConfig, frozen=True, kw_only=True):
                 raise ValueError(f"{name} must be in 1..9999, got {bps}")
         if not 0 <= self.stop_slip_bps < BPS - self.sl_bps:
             raise ValueError(f"stop_slip_bps must be in 0..{BPS - self.sl_bps - 1}, got {self.stop_slip_bps}")
+        if self.sizing not in ("notional", "kelly"):
+            raise ValueError(f"sizing must be notional or kelly, got {self.sizing!r}")
+        if not math.isfinite(self.kelly_scale) or not 0.0 < self.kelly_scale <= 1.0:
+            raise ValueError(f"kelly_scale must be within (0, 1], got {self.kelly_scale}")
         if self.cooldown_ms < 0:
             raise ValueError(f"cooldown_ms must be >= 0, got {self.cooldown_ms}")
-        for name, d in (("notional", self.notional), ("tick", self.tick), ("step", self.step)):
+        for name, d in (("notional", self.notional), ("capital", self.capital), ("tick", self.tick),
+                        ("step", self.step)):
             _e8(name, d)
         if self.model_sha256 and (len(self.model_sha256) != 64 or not _is_hex(self.model_sha256)):
             raise ValueError(f"model_sha256 must be 64 hex digits, got {self.model_sha256!r}")
@@ -180,6 +189,7 @@ class ModelStrategy(Strategy[ModelConfig]):
         self._depth = book_depth(self.specs)
         self._threshold = config.threshold
         self.notional_e8 = _e8("notional", config.notional)
+        self.cash_e8 = _e8("capital", config.capital)  # the strategy's own capital: + sells - buys - quote fees
         self.tick_e8 = _e8("tick", config.tick)
         self.step_e8 = _e8("step", config.step)
         self._cooldown_ns = config.cooldown_ms * 1_000_000
@@ -241,18 +251,31 @@ class ModelStrategy(Strategy[ModelConfig]):
         if enter or self.config.signal_all:
             self.ctx.emit_signal("p_up", pq, trade.instrument)
         if enter:
-            self._enter(trade.instrument, st, trade.price)
+            self._enter(trade.instrument, st, trade.price, pq)
 
     # ----------------------------------------------------------------- orders
 
-    def _enter(self, instrument: InstrumentId, st: _State, price: int) -> None:
-        qty = self.notional_e8 * SCALE // price // self.step_e8 * self.step_e8
+    def _enter(self, instrument: InstrumentId, st: _State, price: int, p_up: float) -> None:
+        qty = self.entry_qty_e8(price, p_up)
         if qty <= 0:
             return
         st.mode = ENTERING
         st.entry_qty = st.entry_quote = 0
         self.entries += 1
         self.ctx.submit_order(instrument, OrderSide.BUY, qty)
+
+    def entry_qty_e8(self, price: int, p_up: float) -> int:
+        """How much to buy at ``price``: a fixed quote ``notional``, or fractional Kelly.
+
+        Kelly uses the risk engine's sizing (``engine.risk.sizing.kelly_qty``): win probability =
+        the model's quantised P(up), payoff ratio = ``tp_bps / sl_bps`` (the OCO's barriers),
+        staked on the strategy's own capital (``capital`` + realised cash flow; the strategy is
+        flat whenever it enters, so that is its equity). The risk engine still checks the order.
+        """
+        if self.config.sizing == "kelly":
+            return kelly_qty(self.cash_e8, price, p_up, self.config.tp_bps / self.config.sl_bps,
+                             scale=self.config.kelly_scale, step=self.step_e8)
+        return self.notional_e8 * SCALE // price // self.step_e8 * self.step_e8
 
     def sellable_e8(self, st: _State) -> int:
         """The holding rounded down to ``step``: what a SELL can send."""
@@ -335,6 +358,10 @@ class ModelStrategy(Strategy[ModelConfig]):
     def _on_fill(self, fill: OrderFilled, st: _State) -> None:
         buy = fill.side is OrderSide.BUY
         st.held += fill.qty if buy else -fill.qty
+        self.cash_e8 += -fill.quote_qty if buy else fill.quote_qty
+        asset = fill.commission_asset
+        if asset and not fill.instrument.startswith(asset) and str(fill.instrument).split(".")[0].endswith(asset):
+            self.cash_e8 -= fill.commission  # charged in the quote asset
         if fill.commission and fill.commission_asset and fill.instrument.startswith(fill.commission_asset):
             st.held -= fill.commission  # charged in the base asset: we hold that much less
         if buy:

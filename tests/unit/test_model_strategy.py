@@ -43,6 +43,8 @@ QTY = 1_000_001_000
         ({"model_path": "m.onnx", "tp_bps": "0"}, "tp_bps"),
         ({"model_path": "m.onnx", "notional": "-1"}, "notional"),
         ({"model_path": "m.onnx", "model_sha256": "abc"}, "model_sha256"),
+        ({"model_path": "m.onnx", "sizing": "martingale"}, "sizing must be"),
+        ({"model_path": "m.onnx", "kelly_scale": "0"}, "kelly_scale"),
     ],
 )
 def test_bad_params_are_config_errors(params: dict[str, str], match: str) -> None:
@@ -125,3 +127,19 @@ def test_order_cycle_entry_oco_take_profit_cooldown_and_stop(tmp_path: Path) -> 
     assert isinstance(commands[0], SubmitOrder) and commands[0].quantity == 100 * E8 * E8 // (100 * E8) // 1000 * 1000
     signals = [e for e in events if isinstance(e, SignalEmitted)]
     assert [s.value for s in signals] == [quantise(1 / (1 + np.exp(-3.0)))] * 2
+
+
+def test_kelly_sizing_stakes_scale_times_kelly_of_the_strategys_capital(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    model = _constant_model(tmp_path / "const.onnx", "rsi:3", ["rsi_3"])
+    strat = build_strategy("model", [f"model_path={model}", "features=rsi:3", "sizing=kelly", "capital=1000",
+                                     "kelly_scale=0.5", "tp_bps=30", "sl_bps=20"])  # fmt: skip
+    price = 100 * E8
+    # Kelly with p = 0.8, b = 30/20: 0.8 - 0.2 / 1.5 = 2/3; half of it = 1/3 of 1000 USDT = 333.33 USDT
+    qty = strat.entry_qty_e8(price, 0.8)  # type: ignore[attr-defined]
+    stake = Fraction(1, 3) * 1000 * E8
+    assert qty * price // E8 <= stake < (qty + strat.step_e8) * price // E8  # type: ignore[attr-defined]
+    assert strat.entry_qty_e8(price, 0.3) == 0  # type: ignore[attr-defined]  # no edge, no stake
+    fixed = build_strategy("model", [f"model_path={model}", "features=rsi:3", "notional=100"])
+    assert fixed.entry_qty_e8(price, 0.99) == E8  # type: ignore[attr-defined]  # 100 USDT at 100
