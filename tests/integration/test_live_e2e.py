@@ -151,3 +151,42 @@ def test_recording_survives_sigkill_and_the_restart_continues_the_seq(tmp_path: 
 
 def _size(session: Path) -> int:
     return sum(p.stat().st_size for p in (session / "input").glob("*.arrows"))
+
+
+def test_a_depth_gap_in_a_session_triggers_a_resync_and_the_book_recovers(tmp_path: Path) -> None:
+    """The server skips one diff-depth message; the kernel's book sync sees the gap, the session's
+    source fetches a fresh REST snapshot, the book is synced again, and the session still audits clean."""
+    from engine.events import BookGapDetected, BookSnapshotReceived, FeedStatusChanged
+    from replay.serve import ServerConfig, serve_in_thread
+
+    session = tmp_path / "paper"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    with serve_in_thread(ServerConfig(demo=True, speed=5.0, seed=11, demo_duration_s=600)) as info:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tickloop.cli", "paper", "--symbols", "btcusdt", "--streams", "trade,depth,bookTicker",
+             "--base-url", info.base_url, "--ws-url", info.ws_url, "--out", str(session), "--duration", "6",
+             "--strategy", "imbalance"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert child.stderr is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the first REST depth snapshot: the book is about to sync
+            if "/api/v3/depth" in child.stderr.readline():
+                break
+        time.sleep(0.5)
+        info.control.set_faults(skip_depth_updates=1)
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err[-3000:]
+    inputs = events(session / "input")
+    outputs = events(session / "out")
+    gaps = [e for e in outputs if isinstance(e, BookGapDetected)]
+    assert gaps, "the skipped update was not detected"
+    snaps = [e for e in inputs if isinstance(e, BookSnapshotReceived)]
+    assert len(snaps) >= 2 and snaps[-1].ts_recv > gaps[0].ts_recv
+    statuses = [e.status for e in inputs if isinstance(e, FeedStatusChanged)]
+    assert "resync_started" in statuses and "resynced" in statuses
+    after = [e for e in inputs if e.ts_recv > snaps[-1].ts_recv and type(e).__name__ == "BookDeltaReceived"]
+    assert after, "no diffs after the resync snapshot"
+    assert not [e for e in outputs if isinstance(e, BookGapDetected) and e.ts_recv > snaps[-1].ts_recv + 10**9]
+    audit = tickloop("replay", "audit", str(session))
+    assert audit.returncode == 0 and json.loads(audit.stdout)["divergences"] == 0, audit.stdout + audit.stderr

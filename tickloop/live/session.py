@@ -49,7 +49,7 @@ import msgspec
 
 from engine.clock import LiveClock
 from engine.errors import ConfigError, LogError
-from engine.events import Event, FeedStatusChanged, Kind, OperatorRequested
+from engine.events import BookGapDetected, Event, FeedStatusChanged, Kind, OperatorRequested
 from engine.kernel import Kernel
 from engine.ports import EventListChunk, OutputSink
 from tickloop.live.killswitch import KillSwitch
@@ -281,6 +281,10 @@ class LiveSession:
             self.stop(f"max events ({self.max_events})")
 
     def _notify(self, event: Event, source: Source) -> None:
+        if source == "output" and type(event) is BookGapDetected:
+            resync = getattr(self.source, "request_resync", None)
+            if resync is not None:  # the book lost its sequence: the source fetches a new snapshot
+                resync(str(event.instrument).split(".")[0])
         for obs in self.observers:
             try:
                 obs.on_event(event, source)

@@ -62,6 +62,7 @@ class StreamStats:
     events: int = 0
     bad: int = 0
     connects: int = 0
+    resyncs: int = 0
 
 
 class StreamSource:
@@ -88,6 +89,9 @@ class StreamSource:
         self._rng = random.Random(seed)  # jitter only: never part of any event
         self._closing = False
         self._ws: Any = None
+        self._live: tuple[Any, Callable[[Event], None]] | None = None  # (parser, emit) while running
+        self._resyncing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.stats = StreamStats()
 
     def _parser(self) -> Any:
@@ -105,6 +109,7 @@ class StreamSource:
 
         backoff = 0.25
         parser = self._parser()
+        self._live = (parser, emit)
         while not self._closing:
             try:
                 async with connect(self.url, max_size=None, ping_interval=20, ping_timeout=20) as ws:
@@ -147,35 +152,68 @@ class StreamSource:
             for ev in events:
                 emit(ev)
 
-    async def _snapshots(self, parser: Any, emit: Callable[[Event], None]) -> None:
+    async def _snapshots(self, parser: Any, emit: Callable[[Event], None], symbols: Sequence[str] = ()) -> None:
         """One REST depth snapshot per symbol (after the diffs started buffering in the socket)."""
+        import httpx
+
+        assert self.base_url is not None
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as client:
+            for sym in symbols or self.symbols:
+                await self._snapshot(client, sym, parser, emit)
+
+    async def _snapshot(self, client: Any, sym: str, parser: Any, emit: Callable[[Event], None]) -> None:
         import httpx
 
         from catalogs.importers.common import BadRecord
 
-        assert self.base_url is not None
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as client:
-            for sym in self.symbols:
-                try:
-                    resp = await client.get("/api/v3/depth", params={"symbol": sym, "limit": 1000})
-                    resp.raise_for_status()
-                    body = resp.json()
-                except (httpx.HTTPError, ValueError) as exc:
-                    emit(self._status("resync_started", f"depth snapshot of {sym} failed: {exc}"[:200]))
-                    continue
-                body["symbol"] = sym
-                try:
-                    events = parser.feed(b"%d %s" % (self._clock(), json.dumps(body).encode()))
-                except BadRecord as exc:
-                    self.stats.bad += 1
-                    log.warning("bad depth snapshot of %s: %s", sym, exc)
-                    continue
-                for ev in events:
-                    emit(ev)
+        try:
+            resp = await client.get("/api/v3/depth", params={"symbol": sym, "limit": 1000})
+            resp.raise_for_status()
+            body = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            emit(self._status("resync_started", f"depth snapshot of {sym} failed: {exc}"[:200]))
+            return
+        body["symbol"] = sym
+        try:
+            events = parser.feed(b"%d %s" % (self._clock(), json.dumps(body).encode()))
+        except BadRecord as exc:
+            self.stats.bad += 1
+            log.warning("bad depth snapshot of %s: %s", sym, exc)
+            return
+        for ev in events:
+            emit(ev)
+
+    def request_resync(self, symbol: str) -> None:
+        """The book of ``symbol`` lost its sequence (the kernel saw a gap): fetch a fresh snapshot.
+
+        Binance's procedure after a gap is the start procedure again: keep the diffs coming
+        (the socket keeps buffering them) and apply a new REST snapshot; the kernel's book
+        sync drops the diffs the snapshot already covers. One request per symbol at a time.
+        """
+        sym = symbol.upper()
+        if self._live is None or not self.snapshots or sym in self._resyncing or self._closing:
+            return
+        parser, emit = self._live
+        self._resyncing.add(sym)
+        self.stats.resyncs += 1
+        emit(self._status("resync_started", f"{sym}: book gap"))
+
+        async def resync() -> None:
+            try:
+                await self._snapshots(parser, emit, [sym])
+                emit(self._status("resynced", sym))
+            finally:
+                self._resyncing.discard(sym)
+
+        task = asyncio.get_running_loop().create_task(resync())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         """Stop streaming: closes the socket; :meth:`run` returns."""
         self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
         ws = self._ws
         if ws is not None:
             await ws.close()
