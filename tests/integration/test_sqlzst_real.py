@@ -57,6 +57,7 @@ def test_real_btcusdt_trades_round_trip_through_a_sqlite_dump(tmp_path: Path) ->
     db.commit()
     dump = tmp_path / "trades.sql.zst"
     dump.write_bytes(zstandard.ZstdCompressor().compress(("\n".join(db.iterdump()) + "\n").encode()))
+    db.close()
 
     report = import_sqlzst(dump, tmp_path / "sqlzst", spill_events=4_000)
     assert report.counts == {"trade": len(expected)}

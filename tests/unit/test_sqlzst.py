@@ -42,7 +42,9 @@ def dump_text(tables: dict[str, tuple[str, Sequence[tuple[Any, ...]]]]) -> str:
             marks = ",".join("?" * len(rows[0]))
             db.executemany(f"INSERT INTO {name} VALUES({marks})", rows)
     db.commit()
-    return "\n".join(db.iterdump()) + "\n"
+    text = "\n".join(db.iterdump()) + "\n"
+    db.close()  # Python 3.13 warns about an unclosed connection (ResourceWarning -> error here)
+    return text
 
 
 def write_dump(path: Path, text: str, *, zst: bool = True) -> Path:
@@ -288,6 +290,7 @@ def test_every_e8_value_stored_as_real_or_text_comes_back_exactly(value: int) ->
     db = sqlite3.connect(":memory:")
     text = format_e8(value)
     real_lit, text_lit = db.execute("SELECT quote(CAST(? AS REAL)), quote(?)", (text, text)).fetchone()
+    db.close()
     assert literal_e8(text_lit, "p") == value
     assert literal_e8(real_lit, "p") == value
 
