@@ -800,10 +800,16 @@ def _check_final(info: RunInfo, portfolio: Portfolio) -> list[str]:
 
 def _quote_asset(fills: Sequence[OrderFilled], config: Mapping[str, Any]) -> str:
     """The fills' quote asset (they must agree), else the config's symbol's, else USDT."""
-    quotes = sorted({spot_pair(f.instrument).quote for f in fills})
+    return quote_asset_of([spot_pair(f.instrument) for f in fills], config, "a report")
+
+
+def quote_asset_of(pairs: Iterable[AssetPair], config: Mapping[str, Any], who: str) -> str:
+    """The one quote asset of ``pairs`` (``who`` values one, so they must agree), else the
+    config's symbol's, else USDT."""
+    quotes = sorted({p.quote for p in pairs})
     if len(quotes) > 1:
         raise InputError(
-            f"the run traded instruments quoted in {', '.join(quotes)}; a report values one quote asset"
+            f"the run traded instruments quoted in {', '.join(quotes)}; {who} values one quote asset"
         )
     if quotes:
         return quotes[0]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ import numpy as np
 
 from engine.errors import ConfigError, InputError
 from engine.events import MARKET_KINDS, Kind, OrderFilled
-from engine.portfolio import AssetPair, Portfolio, RoundTrip, spot_pair
+from engine.portfolio import Portfolio, RoundTrip, spot_pair
 from replay.metrics import Metrics, choose_period, compute_metrics
 from replay.venue_config import VenueSettings
 
@@ -248,6 +248,7 @@ def evaluate_run(run_dir: Path, period_ns: int, start_ns: int | None = None) -> 
         account_order,
         config_balances,
         infer_initial,
+        quote_asset_of,
         read_run_events,
         read_run_info,
         replay_market,
@@ -257,7 +258,7 @@ def evaluate_run(run_dir: Path, period_ns: int, start_ns: int | None = None) -> 
     account = account_order(read_run_events(run_dir).account)
     fills = [e for e in account if isinstance(e, OrderFilled)]
     pairs = {str(f.instrument): spot_pair(f.instrument) for f in fills}
-    quote = _quote_of(pairs, info.config)
+    quote = quote_asset_of(pairs.values(), info.config, "walk-forward")
     initial, _ = infer_initial(account, pairs, config_balances(info.config))
     portfolio = Portfolio(quote, initial, pairs)
     pricing = {p.base: name for name, p in sorted(pairs.items()) if p.quote == quote}
@@ -288,23 +289,6 @@ def cut_curve(ts: np.ndarray, eq: np.ndarray, start_ns: int) -> tuple[np.ndarray
         return ts, eq
     head_ts = np.array([start_ns], dtype=np.int64)
     return np.concatenate((head_ts, ts[i:])), np.concatenate((eq[i - 1 : i], eq[i:]))
-
-
-def _quote_of(pairs: Mapping[str, AssetPair], config: Mapping[str, Any]) -> str:
-    quotes = sorted({p.quote for p in pairs.values()})
-    if len(quotes) > 1:
-        raise InputError(
-            f"the run traded instruments quoted in {', '.join(quotes)}; walk-forward values one quote asset"
-        )
-    if quotes:
-        return quotes[0]
-    symbol = config.get("symbol")
-    if isinstance(symbol, str) and symbol:
-        try:
-            return spot_pair(symbol if "." in symbol else f"{symbol}.SPOT").quote
-        except InputError:
-            pass
-    return "USDT"
 
 
 def score(metrics: Metrics | None, objective: str) -> float:

@@ -34,7 +34,7 @@ import re
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -559,6 +559,11 @@ def _side(row: Sequence[Literal], idx: dict[str, int], m: dict[str, str]) -> boo
     raise BadRecord("no is_buyer_maker/side column", category=MISSING_FIELD)
 
 
+def _opt_int(row: Sequence[Literal], idx: dict[str, int], m: Mapping[str, str], key: str, default: int) -> int:
+    """An optional integer column of a row (``default`` when the table has no such column)."""
+    return literal_int(row[idx[key]], m[key]) if key in idx else default
+
+
 def _trade(
     info: TableInfo, idx: dict[str, int], common: _Common, opts: Options, units: dict[str, str]
 ) -> RowConverter:
@@ -566,7 +571,7 @@ def _trade(
 
     def row_event(row: Sequence[Literal], rowno: int) -> Event:
         ts, recv, inst = common(row)
-        tid = literal_int(row[idx["trade_id"]], m["trade_id"]) if "trade_id" in idx else rowno
+        tid = _opt_int(row, idx, m, "trade_id", rowno)
         return TradeReceived(
             0,
             ts,
@@ -588,11 +593,9 @@ def _agg_trade(
 
     def row_event(row: Sequence[Literal], rowno: int) -> Event:
         ts, recv, inst = common(row)
-        agg = literal_int(row[idx["agg_id"]], m["agg_id"]) if "agg_id" in idx else rowno
-        first = (
-            literal_int(row[idx["first_trade_id"]], m["first_trade_id"]) if "first_trade_id" in idx else -1
-        )
-        last = literal_int(row[idx["last_trade_id"]], m["last_trade_id"]) if "last_trade_id" in idx else -1
+        agg = _opt_int(row, idx, m, "agg_id", rowno)
+        first = _opt_int(row, idx, m, "first_trade_id", -1)
+        last = _opt_int(row, idx, m, "last_trade_id", -1)
         return AggTradeReceived(
             0,
             ts,
@@ -616,7 +619,7 @@ def _quote(
 
     def row_event(row: Sequence[Literal], rowno: int) -> Event:
         ts, recv, inst = common(row)
-        uid = literal_int(row[idx["update_id"]], m["update_id"]) if "update_id" in idx else 0
+        uid = _opt_int(row, idx, m, "update_id", 0)
         e8 = [literal_e8(row[idx[r]], m[r]) for r in ("bid_price", "bid_qty", "ask_price", "ask_qty")]
         return QuoteReceived(0, ts, recv, inst, uid, e8[0], e8[1], e8[2], e8[3])
 

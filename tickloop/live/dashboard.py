@@ -26,6 +26,7 @@ from collections import deque
 from importlib import resources
 from typing import Any
 
+from engine.errors import InputError
 from engine.events import (
     AggTradeReceived,
     CircuitBreakerTripped,
@@ -42,6 +43,7 @@ from engine.events import (
 )
 from engine.fixed import format_e8
 from engine.orders import OrderStatus
+from engine.portfolio import Portfolio
 from tickloop.live.metrics import SessionMetrics
 from tickloop.live.observer import SessionControl, Source
 
@@ -51,26 +53,31 @@ SAMPLE_NS = 1_000_000_000  # at most one equity point per second of event time f
 
 
 class DashboardState:
-    """Equity, positions, open orders, fills and risk state of a session, from its events."""
+    """Equity, positions, open orders, fills and risk state of a session, from its events.
 
-    def __init__(self, starting_cash: int = 0) -> None:
-        self.cash = starting_cash  # quote asset, e8
-        self.positions: dict[str, int] = {}  # instrument -> base qty e8
-        self.marks: dict[str, int] = {}
+    Money is the project's exact spot :class:`~engine.portfolio.Portfolio` (fills, commissions
+    in any asset, marks from trades and mark prices); this class adds only what the page needs
+    on top: open orders, the recent fills list, the risk state and an equity series sampled on
+    every fill and at most once a second of event time from marks while a position is open.
+    """
+
+    def __init__(self, starting_cash: int = 0, quote_asset: str = "USDT") -> None:
+        self.portfolio = Portfolio(quote_asset, {quote_asset: starting_cash})
         self.open_orders: dict[str, dict[str, Any]] = {}
         self.fills: deque[dict[str, Any]] = deque(maxlen=50)
         self.equity: deque[tuple[int, int]] = deque(maxlen=EQUITY_POINTS)
         self.risk: dict[str, Any] = {"state": "ok", "detail": "", "since_ns": 0}
+        self.unvalued_events = 0
         self.last_ts = 0
         self._last_sample = 0
 
     def on_event(self, event: Event, source: Source) -> None:
         self.last_ts = max(self.last_ts, event.ts_recv)
         t = type(event)
-        if t is TradeReceived or t is AggTradeReceived:
-            self._mark(str(event.instrument), event.price, event.ts_recv)  # type: ignore[attr-defined]
-        elif t is MarkPriceReceived:
-            self._mark(str(event.instrument), event.mark_price, event.ts_recv)  # type: ignore[attr-defined]
+        if t is TradeReceived or t is AggTradeReceived or t is MarkPriceReceived:
+            self._apply(event)
+            if event.ts_recv - self._last_sample >= SAMPLE_NS and self.portfolio.positions():  # cheap test first
+                self._sample(event.ts_recv)
         elif t is OrderAccepted:
             assert isinstance(event, OrderAccepted)
             self.open_orders[event.client_order_id] = {
@@ -99,21 +106,15 @@ class DashboardState:
     async def aclose(self) -> None:
         return None
 
-    def _mark(self, iid: str, price: int, ts: int) -> None:
-        self.marks[iid] = price
-        if iid in self.positions and ts - self._last_sample >= SAMPLE_NS:
-            self._sample(ts)
+    def _apply(self, event: Event) -> None:
+        """Into the portfolio; an instrument it cannot value (not spot, other quote) is counted, not fatal."""
+        try:
+            self.portfolio.apply(event)
+        except InputError:
+            self.unvalued_events += 1
 
     def _fill(self, f: OrderFilled) -> None:
-        iid = str(f.instrument)
-        sign = 1 if f.side.name == "BUY" else -1
-        self.positions[iid] = self.positions.get(iid, 0) + sign * f.qty
-        self.cash -= sign * f.quote_qty
-        if f.commission_asset and iid.upper().startswith(f.commission_asset.upper()):
-            self.positions[iid] -= f.commission  # commission taken in the base asset
-        elif f.commission_asset and iid.split(".")[0].upper().endswith(f.commission_asset.upper()):
-            self.cash -= f.commission
-        self.marks.setdefault(iid, f.price)
+        self._apply(f)
         order = self.open_orders.get(f.client_order_id)
         if order is not None:
             order["filled"] = format_e8(f.cum_qty)
@@ -121,15 +122,15 @@ class DashboardState:
             if f.status is OrderStatus.FILLED:
                 del self.open_orders[f.client_order_id]
         self.fills.appendleft({
-            "ts_ns": f.ts_recv, "symbol": iid, "side": f.side.name, "price": format_e8(f.price),
+            "ts_ns": f.ts_recv, "symbol": str(f.instrument), "side": f.side.name, "price": format_e8(f.price),
             "qty": format_e8(f.qty), "fee": f"{format_e8(f.commission)} {f.commission_asset}",
             "maker": f.maker, "client_order_id": f.client_order_id,
         })
         self._sample(f.ts_recv)
 
     def equity_e8(self) -> int:
-        """Cash + sum of position x mark (quote asset, e8; positions without a mark count 0)."""
-        return self.cash + sum(q * self.marks.get(iid, 0) // E8 for iid, q in self.positions.items())
+        """Quote balance + every priced asset at its mark (quote asset, e8)."""
+        return self.portfolio.equity()
 
     def _sample(self, ts: int) -> None:
         self._last_sample = ts
@@ -140,8 +141,8 @@ class DashboardState:
             "equity": [[ts // 1_000_000, e / E8] for ts, e in self.equity],
             "equity_now": format_e8(self.equity_e8()),
             "positions": [
-                {"symbol": iid, "qty": format_e8(q), "mark": format_e8(self.marks.get(iid, 0))}
-                for iid, q in sorted(self.positions.items()) if q
+                {"symbol": iid, "qty": format_e8(p.qty), "mark": format_e8(p.mark or 0)}
+                for iid, p in sorted(self.portfolio.positions().items())
             ],
             "open_orders": list(self.open_orders.values()),
             "fills": list(self.fills),
