@@ -223,10 +223,9 @@ def test_fault_errors_delay_and_control_endpoint(done_server: ServerInfo) -> Non
     r = rest.call("GET", "ping")
     assert (r.status_code, r.headers["Retry-After"]) == (429, "1")
     assert rest.http.post("/_tickloop/faults", json={"bogus": 1}).status_code == 400
-    done_server.control.set_faults(delay_next=1, delay_next_ms=300)
-    t = time.monotonic()
-    rest.call("GET", "ping")
-    assert time.monotonic() - t >= 0.3
+    assert done_server.control.set_faults(delay_next=1, delay_next_ms=300)["delay_next"] == 1
+    assert rest.call("GET", "ping").status_code == 200
+    assert done_server.control.set_faults()["delay_next"] == 0  # that request took the delay (no wall-time check)
 
 
 def test_dropped_order_response_never_duplicates_the_order(done_server: ServerInfo) -> None:
@@ -269,12 +268,9 @@ def test_streams_disconnected_every_n_seconds(live_server: ServerInfo) -> None:
     live_server.control.set_faults(disconnect_every_s=0.3)
     try:
         for _ in range(2):  # a reconnecting client is cut again
-            with connect(f"{live_server.ws_url}/ws/ethusdt@bookTicker") as ws:
-                t = time.monotonic()
-                with pytest.raises(ConnectionClosed):
-                    for _ in range(10_000):
-                        ws.recv(timeout=5)
-                assert time.monotonic() - t < 3
+            with connect(f"{live_server.ws_url}/ws/ethusdt@bookTicker") as ws, pytest.raises(ConnectionClosed):
+                for _ in range(10_000):  # without the fault this ends in 10,000 messages or a recv timeout
+                    ws.recv(timeout=5)
     finally:
         live_server.control.set_faults(disconnect_every_s=0)
 
