@@ -222,6 +222,9 @@ def test_fault_errors_delay_and_control_endpoint(done_server: ServerInfo) -> Non
     done_server.control.set_faults(error_next=1, error_status=429)
     r = rest.call("GET", "ping")
     assert (r.status_code, r.headers["Retry-After"]) == (429, "1")
+    early = rest.call("GET", "ping")  # the injected 429's Retry-After binds like a real one: one strike
+    assert early.status_code == 429 and early.json()["code"] == -1003
+    time.sleep(1.1)  # wait it out (two more strikes would ban this IP for the rest of the module)
     assert rest.http.post("/_tickloop/faults", json={"bogus": 1}).status_code == 400
     assert done_server.control.set_faults(delay_next=1, delay_next_ms=300)["delay_next"] == 1
     assert rest.call("GET", "ping").status_code == 200

@@ -126,6 +126,28 @@ def test_weight_headers_then_429_then_418_with_escalating_bans() -> None:
     assert (second_ban.value.status, second_ban.value.retry_after_s) == (418, 240)
 
 
+def test_an_outside_429_binds_until_retry_after_and_counts_early_requests() -> None:
+    lim = RateLimiter(LimitsConfig(ban_after=3))
+    t = 1_000_000
+    lim.block("ip", t, 2)  # an injected 429 with Retry-After: 2
+    with pytest.raises(ApiError) as early:
+        lim.charge("ip", 1, t + 500)
+    assert (early.value.status, early.value.retry_after_s) == (429, 2)
+    with pytest.raises(ApiError) as later:
+        lim.charge("ip", 1, t + 1_500)
+    assert later.value.retry_after_s == 1  # what is left of the block, rounded up
+    assert lim.early_requests("ip") == 2 and lim.early_requests("other") == 0
+    lim.charge("ip", 1, t + 2_000)  # the block is over: accepted, and it was not early
+    assert lim.early_requests("ip") == 2
+    lim.block("ip", t + 3_000, 1)
+    for _ in range(2):
+        with pytest.raises(ApiError):
+            lim.charge("ip", 1, t + 3_100)
+    with pytest.raises(ApiError) as ban:
+        lim.charge("ip", 1, t + 3_200)  # the third request through a Retry-After: banned
+    assert ban.value.status == 418 and lim.early_requests("ip") == 5
+
+
 def test_order_count_limits_and_headers() -> None:
     lim = RateLimiter(LimitsConfig(orders_per_10s=3))
     t = 1_000_000_000_000

@@ -53,6 +53,8 @@ PING_INTERVAL_S = 20.0
 LOCALHOST = frozenset({"127.0.0.1", "::1"})
 YIELD_EVERY = 64
 """At speed 0 the market task lets requests in after this many events."""
+FAULT_RETRY_AFTER_S = 1
+"""Retry-After of an injected 429; the limiter holds the IP to it like a real one."""
 
 
 class EventSink(Protocol):
@@ -306,6 +308,8 @@ class VenueServer:
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         status = self.faults.take_error()
         if status is not None:
+            if status == 429:
+                self.protocol.limiter.block(request.remote or "", self.now() // 1_000_000, FAULT_RETRY_AFTER_S)
             return _fault_response(status)
         body = await request.text() if request.can_read_body else ""
         req = Request(
@@ -448,6 +452,6 @@ def restamp(ev: Event, new_recv: int) -> Event:
 def _fault_response(status: int) -> web.Response:
     if status == 429:
         body = {"code": -1003, "msg": "Too many requests (injected fault)."}
-        return web.json_response(body, status=429, headers={"Retry-After": "1"})
+        return web.json_response(body, status=429, headers={"Retry-After": str(FAULT_RETRY_AFTER_S)})
     body = {"code": -1000, "msg": "An unknown error occurred while processing the request."}
     return web.json_response(body, status=status)

@@ -6,8 +6,8 @@ Every answer carries ``X-MBX-USED-WEIGHT-1M`` and, for order requests, ``X-MBX-O
 and ``X-MBX-ORDER-COUNT-1D``.
 
 Going over a limit gives HTTP 429 with ``Retry-After`` (seconds to the end of the window) and
--1003 (weight) or -1015 (orders). A client that keeps sending while told to wait collects
-strikes; at ``ban_after`` strikes its IP is banned: HTTP 418 -1003 "Way too many requests; IP(..)
+-1003 (weight) or -1015 (orders). A client that keeps sending while told to wait is refused
+(429 again, with what is left of the wait) and collects strikes; at ``ban_after`` strikes its IP is banned: HTTP 418 -1003 "Way too many requests; IP(..)
 banned until ..." with ``Retry-After`` for every request until the ban ends. Ban lengths
 escalate per IP: ``ban_base_s``, doubled at each further ban, capped at ``ban_max_s`` (Binance:
 "from 2 minutes up to 3 days").
@@ -77,6 +77,8 @@ class _IpState:
     blocked_until_ms: int = 0
     """End of the last 429's Retry-After: requests before it are strikes."""
     strikes: int = 0
+    early: int = 0
+    """Every request that arrived before a Retry-After had run out (never reset: what tests read)."""
     banned_until_ms: int = 0
     bans: int = 0
 
@@ -96,9 +98,13 @@ class RateLimiter:
         if now_ms < st.banned_until_ms:
             raise self._banned(ip, st, now_ms)
         if now_ms < st.blocked_until_ms:
+            st.early += 1
             st.strikes += 1
             if st.strikes >= self.config.ban_after:
                 self._ban(ip, st, now_ms)
+            left = max(1, -(-(st.blocked_until_ms - now_ms) // 1000))
+            raise ApiError(-1003, f"Too many requests; IP({ip}) must wait {left} s (Retry-After) before the next request.",
+                           429, left)
         used = st.weight.current(now_ms) + weight
         st.weight.used = used
         if used > self.config.weight_per_minute:
@@ -110,6 +116,19 @@ class RateLimiter:
                 429,
                 st.weight.seconds_left(now_ms),
             )
+
+    def block(self, ip: str, now_ms: int, seconds: int) -> None:
+        """A 429 was answered outside the weight count (an injected fault): its Retry-After binds too.
+
+        Binance bans an IP that keeps sending through a Retry-After; an injected 429 must count the
+        same way, or a client that ignores it would pass every fault test.
+        """
+        self._block(self._ips.setdefault(ip, _IpState()), now_ms, seconds)
+
+    def early_requests(self, ip: str) -> int:
+        """How many requests from ``ip`` arrived while a 429's Retry-After was still running."""
+        st = self._ips.get(ip)
+        return 0 if st is None else st.early
 
     def _block(self, st: _IpState, now_ms: int, seconds: int) -> None:
         if now_ms >= st.blocked_until_ms:
