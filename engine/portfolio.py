@@ -100,6 +100,29 @@ def spot_pair(instrument: str) -> AssetPair:
     raise InputError(f"{instrument}: cannot tell base from quote asset; pass the pair explicitly")
 
 
+def commission_side(instrument: str, asset: str) -> str:
+    """Which leg of ``instrument`` a commission in ``asset`` is charged to: "base", "quote" or "other".
+
+    One rule for every strategy that keeps its own position: a commission in the base asset
+    means we hold that much less of it, one in the quote asset costs cash, anything else (BNB)
+    touches neither. The pair comes from :func:`spot_pair` when the quote is a known one (so
+    ``BTCDOMUSDT`` paying in ``BTC`` is not mistaken for base); otherwise the symbol's prefix
+    or suffix decides, because a strategy must not crash on an exotic listing.
+    """
+    if not asset:
+        return "other"
+    symbol = instrument.rpartition(".")[0] or instrument
+    try:
+        pair = spot_pair(instrument)
+    except InputError:
+        pair = None
+    if pair is not None:
+        return "base" if asset == pair.base else "quote" if asset == pair.quote else "other"
+    if symbol.startswith(asset):
+        return "base"
+    return "quote" if symbol.endswith(asset) else "other"
+
+
 def market_value(qty: int, price: int) -> int:
     """Value in quote of a signed base quantity at ``price``: ``sign x (|qty| x price // 1e8)``.
 

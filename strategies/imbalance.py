@@ -63,6 +63,7 @@ from engine.orders import (
     SubmitOrderList,
     TimeInForce,
 )
+from engine.portfolio import commission_side
 from engine.strategy import Strategy, StrategyConfig
 from strategies.features import OrderBookImbalance, TradeFlowImbalance
 
@@ -307,7 +308,7 @@ class ImbalanceStrategy(Strategy[ImbalanceConfig]):
 
     def _on_fill(self, b: Book, fill: OrderFilled) -> None:
         held = fill.qty if fill.side is OrderSide.BUY else -fill.qty
-        if fill.commission and fill.commission_asset and fill.instrument.startswith(fill.commission_asset):
+        if fill.commission and commission_side(fill.instrument, fill.commission_asset) == "base":
             held -= fill.commission  # paid in the base asset: we hold that much less
         b.position += held
         if b.live.get(fill.client_order_id) == "entry":

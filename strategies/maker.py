@@ -40,6 +40,7 @@ from engine.events import (
 from engine.fixed import SCALE, parse_e8
 from engine.identifiers import InstrumentId
 from engine.orders import CancelOrder, OrderSide, OrderStatus, OrderType, SubmitOrder
+from engine.portfolio import commission_side
 from engine.strategy import Strategy, StrategyConfig
 from strategies.imbalance import e8_of, round_down, round_up
 
@@ -200,7 +201,7 @@ class MakerStrategy(Strategy[MakerConfig]):
 
     def _on_fill(self, q: Quotes, fill: OrderFilled) -> None:
         held = fill.qty if fill.side is OrderSide.BUY else -fill.qty
-        if fill.commission and fill.commission_asset and fill.instrument.startswith(fill.commission_asset):
+        if fill.commission and commission_side(fill.instrument, fill.commission_asset) == "base":
             held -= fill.commission  # paid in the base asset
         q.inventory += held
         self.max_seen_inventory = max(self.max_seen_inventory, q.inventory)

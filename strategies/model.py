@@ -63,6 +63,7 @@ from engine.events import (
 from engine.fixed import SCALE, parse_e8
 from engine.identifiers import InstrumentId
 from engine.orders import ListStatusType, OrderSide, OrderStatus, OrderType, SubmitOrderList, TimeInForce
+from engine.portfolio import commission_side
 from engine.risk.sizing import kelly_qty
 from engine.strategy import Strategy, StrategyConfig
 from strategies.features.spec import FeatureSet, book_depth, columns_of, parse_specs, specs_text
@@ -359,11 +360,11 @@ class ModelStrategy(Strategy[ModelConfig]):
         buy = fill.side is OrderSide.BUY
         st.held += fill.qty if buy else -fill.qty
         self.cash_e8 += -fill.quote_qty if buy else fill.quote_qty
-        asset = fill.commission_asset
-        if asset and not fill.instrument.startswith(asset) and str(fill.instrument).split(".")[0].endswith(asset):
-            self.cash_e8 -= fill.commission  # charged in the quote asset
-        if fill.commission and fill.commission_asset and fill.instrument.startswith(fill.commission_asset):
-            st.held -= fill.commission  # charged in the base asset: we hold that much less
+        paid_in = commission_side(fill.instrument, fill.commission_asset)
+        if paid_in == "quote":
+            self.cash_e8 -= fill.commission
+        elif paid_in == "base":
+            st.held -= fill.commission  # we hold that much less
         if buy:
             st.entry_qty += fill.qty
             st.entry_quote += fill.quote_qty

@@ -31,6 +31,7 @@ from engine.events import Event, Kind, OrderCanceled, OrderExpired, OrderFilled,
 from engine.fixed import SCALE, parse_e8
 from engine.identifiers import InstrumentId
 from engine.orders import OrderSide, OrderStatus
+from engine.portfolio import commission_side
 from engine.strategy import Strategy, StrategyConfig
 
 # indices into the per-instrument state list
@@ -173,7 +174,7 @@ class RsiStrategy(Strategy[RsiConfig]):
             iid = event.instrument
             held = self.position_e8.get(iid, 0)
             held += event.qty if event.side is OrderSide.BUY else -event.qty
-            if event.commission and event.commission_asset and iid.startswith(event.commission_asset):
+            if event.commission and commission_side(iid, event.commission_asset) == "base":
                 held -= event.commission  # charged in the base asset: we hold that much less
             self.position_e8[iid] = held
             self.fills += 1

@@ -9,7 +9,7 @@ from engine.events import OrderFilled, QuoteReceived, TradeReceived
 from engine.fixed import SCALE, parse_e8
 from engine.identifiers import InstrumentId
 from engine.orders import OrderSide, OrderStatus
-from engine.portfolio import AssetPair, Portfolio, market_value, spot_pair
+from engine.portfolio import AssetPair, Portfolio, commission_side, market_value, spot_pair
 
 pytestmark = pytest.mark.edge
 
@@ -52,6 +52,26 @@ def test_spot_pair_splits_by_the_longest_known_quote() -> None:
 def test_spot_pair_refuses_what_it_cannot_split(bad: str) -> None:
     with pytest.raises(InputError):
         spot_pair(bad)
+
+
+@pytest.mark.parametrize(
+    ("instrument", "asset", "side"),
+    [
+        ("BTCUSDT.SPOT", "BTC", "base"),
+        ("BTCUSDT.SPOT", "USDT", "quote"),
+        ("BTCUSDT.SPOT", "BNB", "other"),
+        ("BTCUSDT.SPOT", "", "other"),
+        ("BNBBTC.SPOT", "BNB", "base"),
+        ("BNBBTC.SPOT", "BTC", "quote"),
+        ("BTCDOMUSDT.SPOT", "BTC", "other"),  # the prefix rule would have called this base
+        ("ETHBTC.SPOT", "ETH", "base"),
+        ("XYZABC.SPOT", "XYZ", "base"),  # unknown quote: prefix/suffix decide instead of raising
+        ("XYZABC.SPOT", "ABC", "quote"),
+        ("BTCUSDT.USDM", "USDT", "quote"),  # not spot: the same fallback
+    ],
+)
+def test_commission_side_is_one_rule_for_every_strategy(instrument: str, asset: str, side: str) -> None:
+    assert commission_side(instrument, asset) == side
 
 
 def test_market_value_truncates_symmetrically() -> None:
