@@ -289,6 +289,27 @@ def test_wait_for_client_holds_the_replay_until_a_stream_subscribes() -> None:
         assert info.control.status()["events_replayed"] > 0
 
 
+def test_filled_orders_give_their_order_count_back() -> None:
+    from venues.server.limits import LimitsConfig
+
+    with serve_in_thread(ServerConfig(speed=0, seed=5, demo_duration_s=30, limits=LimitsConfig(orders_per_10s=2))) as info:
+        info.control.wait_market_done(60)
+        rest = _rest(info)
+        counts: list[str] = []
+        for i in range(4):  # four takers within a window of two: each one's first fill frees its count again
+            r = rest.call("POST", "order", signed=True, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001",
+                          newClientOrderId=f"taker-{i}")
+            assert r.status_code == 200 and r.json()["status"] == "FILLED", r.text
+            counts.append(r.headers["X-MBX-ORDER-COUNT-10S"])
+        assert counts == ["0"] * 4, counts
+        rests = [rest.call("POST", "order", signed=True, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                           quantity="0.01", price="10000", newClientOrderId=f"rest-{i}") for i in range(3)]
+        # resting orders stay unfilled: the third in the same window is refused (unless a window ended between)
+        assert [r.status_code for r in rests[:2]] == [200, 200]
+        assert rests[2].status_code == 429 and rests[2].json()["code"] == -1015 or rests[2].headers.get(
+            "X-MBX-ORDER-COUNT-10S") == "1"
+
+
 def test_rate_limit_over_http_gives_429_then_418() -> None:
     from venues.server.limits import LimitsConfig
 

@@ -46,7 +46,7 @@ from engine.orders import (
 from tests.conftest import binance_file
 from venues.binance.protocol import MarketParser, UserParser, depth_snapshot_event
 from venues.binance.requests import RequestBuilder, SignedRequest, answer_events
-from venues.binance.rest import RateLimit, RateLimiter, RestClient
+from venues.binance.rest import RateLimit, RateLimiter, RestClient, limits_from_exchange_info
 from venues.binance.signing import Credentials, ServerTime, Signer, encode_params, hmac_sha256_hex
 from venues.binance.streams import Backoff, DepthBook
 from venues.binance.venue import Deduper, LiveConfig, LiveVenue
@@ -292,6 +292,22 @@ def test_rate_limiter_holds_back_before_the_limit() -> None:
     assert lim.wait_ns(1, False, t0 + 55 * 10**9) == 0  # new windows
     lim.block(t0 + 10**9)
     assert lim.wait_ns(0, False, t0) == 10**9
+
+
+def test_rate_limiter_counts_raw_requests_itself() -> None:
+    info = {"rateLimits": [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+        {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 10},
+    ]}
+    limits = limits_from_exchange_info(info)
+    assert RateLimit("requests", "5M", 10) in limits
+    lim = RateLimiter(limits, headroom=0.9)
+    t0 = 300 * 10**9 * 1000 + 60 * 10**9  # one minute into a 5-minute window
+    for _ in range(9):
+        assert lim.wait_ns(0, False, t0) == 0
+        lim.note_sent(0, False, t0)  # weight 0: only the raw count moves
+    assert lim.used("weight", "1M", t0) == 0 and lim.used("requests", "5M", t0) == 9
+    assert lim.wait_ns(0, False, t0) == 240 * 10**9  # 9 + 1 > 9: no header will tell us, so wait the window out
 
 
 @settings(max_examples=50, deadline=None)

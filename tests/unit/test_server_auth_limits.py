@@ -164,6 +164,36 @@ def test_order_count_limits_and_headers() -> None:
     assert ("X-MBX-ORDER-COUNT-10S", "0") in lim.headers("ip", t + 10_000, True)
 
 
+def test_first_fill_gives_an_order_back_in_every_window() -> None:
+    lim = RateLimiter(LimitsConfig(orders_per_10s=2))
+    t = 1_000_000_000_000
+    lim.count_orders(t, 2)
+    with pytest.raises(ApiError):
+        lim.check_order("other-ip", t)  # the ORDERS limit is per account, not per IP
+    lim.order_first_filled(t + 1)
+    lim.check_order("ip", t + 1)  # one of the two is no longer unfilled: room for one more
+    assert ("X-MBX-ORDER-COUNT-10S", "1") in lim.headers("ip", t + 1, True)
+    assert ("X-MBX-ORDER-COUNT-1D", "1") in lim.headers("ip", t + 1, True)
+    lim.order_first_filled(t + 10_000)  # a fresh 10 s window never goes below zero
+    assert ("X-MBX-ORDER-COUNT-10S", "0") in lim.headers("ip", t + 10_000, True)
+    assert ("X-MBX-ORDER-COUNT-1D", "0") in lim.headers("ip", t + 10_000, True)
+
+
+def test_raw_requests_are_counted_per_ip_whatever_their_weight() -> None:
+    lim = RateLimiter(LimitsConfig(raw_requests_per_5m=3, weight_per_minute=10_000))
+    t = 300_000 * 1000 + 60_000  # one minute into a 5-minute window
+    for _ in range(3):
+        lim.charge("ip", 0, t)  # weight 0 still counts as a request
+    with pytest.raises(ApiError) as over:
+        lim.charge("ip", 0, t)
+    assert (over.value.status, over.value.code, over.value.retry_after_s) == (429, -1003, 240)
+    assert "3 requests per 5 minutes" in over.value.msg
+    lim.charge("other-ip", 0, t)
+    lim.charge("ip", 0, t + 240_000)  # the next window
+    assert LimitsConfig().rate_limits_json()[-1] == {
+        "rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300_000}
+
+
 def test_faults_update_and_count_down() -> None:
     f = Faults()
     f.update({"error_next": 2, "error_status": 500, "skip_depth_updates": 1, "delay_next": 1, "delay_next_ms": 50})

@@ -76,7 +76,7 @@ class CredentialsRejected(RequestRejected):
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """One Binance limiter: ``kind`` ``weight`` (per IP) or ``orders`` (per account), ``interval`` like ``1M``."""
+    """One Binance limiter: ``kind`` ``weight`` (per IP), ``orders`` (per account) or ``requests`` (raw, per IP)."""
 
     kind: str
     interval: str
@@ -87,13 +87,14 @@ class RateLimit:
         return int(self.interval[:-1]) * _UNIT_NS[self.interval[-1]]
 
 
-DEFAULT_LIMITS = (RateLimit("weight", "1M", 6000), RateLimit("orders", "10S", 50), RateLimit("orders", "1D", 160_000))
+DEFAULT_LIMITS = (RateLimit("weight", "1M", 6000), RateLimit("orders", "10S", 50), RateLimit("orders", "1D", 160_000),
+                  RateLimit("requests", "5M", 300_000))
 """Binance's published spot limits (read the real ones from exchangeInfo's ``rateLimits``)."""
 
 
 def limits_from_exchange_info(doc: Mapping[str, Any]) -> tuple[RateLimit, ...]:
-    """``exchangeInfo.rateLimits`` -> limits (RAW_REQUESTS has no header and is not tracked)."""
-    kinds = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders"}
+    """``exchangeInfo.rateLimits`` -> limits (RAW_REQUESTS has no header: only our own count tracks it)."""
+    kinds = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders", "RAW_REQUESTS": "requests"}
     letters = {"SECOND": "S", "MINUTE": "M", "HOUR": "H", "DAY": "D"}
     return tuple(
         RateLimit(kinds[r["rateLimitType"]], f"{r['intervalNum']}{letters[r['interval']]}", int(r["limit"]))
@@ -152,7 +153,7 @@ class RateLimiter:
         """How long to hold a request back (0: send now)."""
         wait = max(0, self.blocked_until_ns - now_ns)
         for w in self._windows.values():
-            cost = weight if w.limit.kind == "weight" else int(order)
+            cost = _cost(w.limit.kind, weight, order)
             if not cost:
                 continue
             self._roll(w, now_ns)
@@ -164,11 +165,18 @@ class RateLimiter:
         """Count a request we are sending (the venue's next headers correct the estimate)."""
         for w in self._windows.values():
             self._roll(w, now_ns)
-            w.used += weight if w.limit.kind == "weight" else int(order)
+            w.used += _cost(w.limit.kind, weight, order)
 
     def block(self, until_ns: int) -> None:
         """Nothing may be sent before ``until_ns`` (429 Retry-After)."""
         self.blocked_until_ns = max(self.blocked_until_ns, until_ns)
+
+
+def _cost(kind: str, weight: int, order: bool) -> int:
+    """What one request counts in a window of ``kind``: its weight, 1 if it places an order, always 1."""
+    if kind == "weight":
+        return weight
+    return int(order) if kind == "orders" else 1
 
 
 @dataclass(frozen=True, slots=True)

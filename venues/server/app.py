@@ -37,6 +37,7 @@ from engine.events import (
     CommandIssued,
     Event,
     MarkPriceReceived,
+    OrderFilled,
     OrderListStatusChanged,
 )
 from engine.orders import AnyCommand
@@ -204,7 +205,13 @@ class VenueServer:
             for ev in events:
                 sink.append(ev)
             self._dirty = True
+        self._count_first_fills(events)
         self._publish_user(events)
+
+    def _count_first_fills(self, events: list[Event]) -> None:
+        for ev in events:
+            if type(ev) is OrderFilled and ev.cum_qty == ev.qty:
+                self.protocol.limiter.order_first_filled(self.now() // 1_000_000)
 
     def _flush(self) -> None:
         if self._dirty and self.setup.sink is not None:

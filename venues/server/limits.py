@@ -3,10 +3,11 @@
 Windows are fixed intervals aligned to the epoch, as Binance's counters are (the ``-1M`` weight
 resets at each minute boundary, ``-10S`` orders every ten seconds, ``-1D`` at UTC midnight).
 Every answer carries ``X-MBX-USED-WEIGHT-1M`` and, for order requests, ``X-MBX-ORDER-COUNT-10S``
-and ``X-MBX-ORDER-COUNT-1D``.
+and ``X-MBX-ORDER-COUNT-1D``. RAW_REQUESTS (every request, any weight, per IP per 5 minutes) has no
+header. The order counts are of *unfilled* orders: an order's first fill gives one back.
 
 Going over a limit gives HTTP 429 with ``Retry-After`` (seconds to the end of the window) and
--1003 (weight) or -1015 (orders). A client that keeps sending while told to wait is refused
+-1003 (weight, raw requests) or -1015 (orders). A client that keeps sending while told to wait is refused
 (429 again, with what is left of the wait) and collects strikes; at ``ban_after`` strikes its IP is banned: HTTP 418 -1003 "Way too many requests; IP(..)
 banned until ..." with ``Retry-After`` for every request until the ban ends. Ban lengths
 escalate per IP: ``ban_base_s``, doubled at each further ban, capped at ``ban_max_s`` (Binance:
@@ -23,6 +24,7 @@ from venues.server.errors import ApiError
 MINUTE_MS = 60_000
 TEN_S_MS = 10_000
 DAY_MS = 86_400_000
+FIVE_MIN_MS = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,8 @@ class LimitsConfig:
     weight_per_minute: int = 6000
     orders_per_10s: int = 50
     orders_per_day: int = 160_000
-    raw_requests_per_5m: int = 61_000
+    raw_requests_per_5m: int = 300_000
+    """Requests of any weight per IP per 5 minutes (300,000 since 2026-04-02; 61,000 before)."""
     ban_after: int = 3
     """Requests sent while a 429's Retry-After is still running before the IP is banned (418)."""
     ban_base_s: int = 120
@@ -74,6 +77,7 @@ class _Window:
 @dataclass(slots=True)
 class _IpState:
     weight: _Window = field(default_factory=lambda: _Window(MINUTE_MS))
+    raw: _Window = field(default_factory=lambda: _Window(FIVE_MIN_MS))
     blocked_until_ms: int = 0
     """End of the last 429's Retry-After: requests before it are strikes."""
     strikes: int = 0
@@ -105,6 +109,16 @@ class RateLimiter:
             left = max(1, -(-(st.blocked_until_ms - now_ms) // 1000))
             raise ApiError(-1003, f"Too many requests; IP({ip}) must wait {left} s (Retry-After) before the next request.",
                            429, left)
+        st.raw.used = st.raw.current(now_ms) + 1
+        if st.raw.used > self.config.raw_requests_per_5m:
+            self._block(st, now_ms, st.raw.seconds_left(now_ms))
+            raise ApiError(
+                -1003,
+                f"Too many requests; current limit of IP({ip}) is {self.config.raw_requests_per_5m} requests per"
+                " 5 minutes. Please use WebSocket Streams for live updates to avoid polling the API.",
+                429,
+                st.raw.seconds_left(now_ms),
+            )
         used = st.weight.current(now_ms) + weight
         st.weight.used = used
         if used > self.config.weight_per_minute:
@@ -182,6 +196,16 @@ class RateLimiter:
         self._orders_day.current(now_ms)
         self._orders_10s.used += n
         self._orders_day.used += n
+
+    def order_first_filled(self, now_ms: int) -> None:
+        """An order's first fill gives one back in every order-count window (Binance's decrement rule).
+
+        Why: the ORDERS limit counts *unfilled* orders, so a maker whose quotes trade can keep
+        quoting; without the decrement the server would throttle a strategy Binance lets through.
+        """
+        for window in (self._orders_10s, self._orders_day):
+            if window.current(now_ms) > 0:
+                window.used -= 1
 
     def headers(self, ip: str, now_ms: int, orders: bool) -> list[tuple[str, str]]:
         """The usage headers Binance puts on every answer (order counts on order requests)."""

@@ -519,15 +519,26 @@ class VenueProtocol:
             strategy_id=call.int_("strategyId"), strategy_type=call.int_("strategyType"),
         )
 
+    def _counted_run(self, cmd: SubmitOrder | SubmitOrderList, now_ms: int, now_ns: int, n: int) -> list[Event]:
+        """Count ``n`` orders *before* the venue runs them, and give them back if none was accepted.
+
+        Why before: an order that fills on arrival gives its count back at its first fill (the
+        server's decrement rule); counted after, the decrement would meet an empty window.
+        """
+        self.limiter.count_orders(now_ms, n)
+        events = self._run(cmd, now_ns)
+        if not any(isinstance(e, OrderAccepted | OrderListStatusChanged) for e in events):
+            self.limiter.count_orders(now_ms, -n)
+        return events
+
     def _new_order(self, call: Call) -> Json:
         cmd = self._order_command(call)
-        events = self._run(cmd, call.now_ns)
+        events = self._counted_run(cmd, call.now_ms, call.now_ns, 1)
         _raise_rejection(events)
         accepted = next((e for e in events if isinstance(e, OrderAccepted)), None)
         if accepted is None:
             raise ApiError(-1000, "An unknown error occurred while processing the request.", 500)
         call.order_taken = True
-        self.limiter.count_orders(call.now_ms)
         snap = self.venue.order(accepted.order_id)
         assert snap is not None
         fills = [e for e in events if isinstance(e, OrderFilled)]
@@ -679,13 +690,12 @@ class VenueProtocol:
         return self._place_list(call, cmd)
 
     def _place_list(self, call: Call, cmd: SubmitOrderList) -> Json:
-        events = self._run(cmd, call.now_ns)
+        events = self._counted_run(cmd, call.now_ms, call.now_ns, 2)
         _raise_rejection(events)
         lst = next((e for e in events if isinstance(e, OrderListStatusChanged)), None)
         if lst is None:
             raise ApiError(-1000, "An unknown error occurred while processing the request.", 500)
         call.order_taken = True
-        self.limiter.count_orders(call.now_ms, 2)
         snaps = order_list_legs(self.venue, lst.order_list_id)
         fills = [e for e in events if isinstance(e, OrderFilled)]
         return render_order_list(lst, snaps, cmd.new_order_resp_type or NewOrderRespType.FULL, fills)
