@@ -109,26 +109,20 @@ class RateLimiter:
             left = max(1, -(-(st.blocked_until_ms - now_ms) // 1000))
             raise ApiError(-1003, f"Too many requests; IP({ip}) must wait {left} s (Retry-After) before the next request.",
                            429, left)
-        st.raw.used = st.raw.current(now_ms) + 1
-        if st.raw.used > self.config.raw_requests_per_5m:
-            self._block(st, now_ms, st.raw.seconds_left(now_ms))
+        self._spend(ip, st, st.raw, 1, self.config.raw_requests_per_5m, "5 minutes", now_ms)
+        self._spend(ip, st, st.weight, weight, self.config.weight_per_minute, "minute", now_ms)
+
+    def _spend(self, ip: str, st: _IpState, window: _Window, cost: int, limit: int, per: str, now_ms: int) -> None:
+        """Add ``cost`` to one of the IP's windows; over ``limit``: block the IP to the window's end, 429."""
+        window.used = window.current(now_ms) + cost
+        if window.used > limit:
+            self._block(st, now_ms, window.seconds_left(now_ms))
             raise ApiError(
                 -1003,
-                f"Too many requests; current limit of IP({ip}) is {self.config.raw_requests_per_5m} requests per"
-                " 5 minutes. Please use WebSocket Streams for live updates to avoid polling the API.",
-                429,
-                st.raw.seconds_left(now_ms),
-            )
-        used = st.weight.current(now_ms) + weight
-        st.weight.used = used
-        if used > self.config.weight_per_minute:
-            self._block(st, now_ms, st.weight.seconds_left(now_ms))
-            raise ApiError(
-                -1003,
-                f"Too many requests; current limit of IP({ip}) is {self.config.weight_per_minute} requests per minute."
+                f"Too many requests; current limit of IP({ip}) is {limit} requests per {per}."
                 " Please use WebSocket Streams for live updates to avoid polling the API.",
                 429,
-                st.weight.seconds_left(now_ms),
+                window.seconds_left(now_ms),
             )
 
     def block(self, ip: str, now_ms: int, seconds: int) -> None:
