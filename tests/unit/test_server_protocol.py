@@ -284,3 +284,14 @@ def test_execution_reports_have_every_documented_field(fx: Fixture) -> None:
     bal = next(e for e in fx.events if type(e).__name__ == "BalanceUpdated")
     pos = streams.account_position(bal)  # type: ignore[arg-type]
     assert pos["e"] == "outboundAccountPosition" and {"a", "f", "l"} == set(pos["B"][0])
+
+
+def test_my_trades_costs_5_with_an_order_id_and_20_without(fx: Fixture) -> None:
+    def used(r: Response) -> int:
+        return int(dict(r.headers)["X-MBX-USED-WEIGHT-1M"])
+
+    base = used(fx.call("GET", "ping"))
+    narrow = fx.call("GET", "myTrades", signed=True, symbol="BTCUSDT", orderId=1)
+    assert narrow.status == 200 and used(narrow) == base + 5
+    wide = fx.call("GET", "myTrades", signed=True, symbol="BTCUSDT")
+    assert wide.status == 200 and used(wide) == base + 25

@@ -14,11 +14,16 @@ futures), and it does not police sequence numbers: the local book (``streams``) 
 into the venue events the simulated venue emits. ``balanceUpdate`` (a deposit/withdrawal
 delta) yields nothing: Binance follows it with an ``outboundAccountPosition`` carrying the
 absolute balances, which is what :class:`BalanceUpdated` records.
+
+:func:`trade_fill_events` and :func:`terminal_events` build the same events from REST
+(``GET /api/v3/myTrades`` rows and a ``GET /api/v3/order`` snapshot) for executions the user
+stream never delivered (the live venue's reconciliation after a reconnect).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Container
 from typing import Any
 
 import msgspec
@@ -44,7 +49,7 @@ from engine.events import (
     QuoteReceived,
     TradeReceived,
 )
-from engine.fixed import parse_e8
+from engine.fixed import SCALE, parse_e8
 from engine.identifiers import InstrumentId, Market, instrument_id
 from engine.orders import (
     ContingencyType,
@@ -52,6 +57,7 @@ from engine.orders import (
     ListOrderStatus,
     ListStatusType,
     OrderSide,
+    OrderSnapshot,
     OrderStatus,
     OrderType,
     RejectReason,
@@ -393,4 +399,59 @@ def execution_report_events(d: dict[str, Any], iid: InstrumentId, ts_recv: int) 
     if x == "REJECTED":
         r = str(d.get("r") or "NONE")
         return [OrderRejected(0, ts, ts_recv, iid, cid, -2010, r, _reason(r))]
+    return []
+
+
+# --------------------------------------------------------------------------- REST recovery of lost reports
+# ``GET /api/v3/myTrades`` rows and a ``GET /api/v3/order`` snapshot -> the events the user stream
+# would have sent (``LiveVenue.reconcile`` uses them for fills it never heard about).
+
+
+def _row_e8(row: dict[str, Any], key: str) -> int:
+    v = row.get(key)
+    return parse_e8(v) if isinstance(v, str) and v else 0
+
+
+def trade_fill_events(
+    rows: list[dict[str, Any]], snap: OrderSnapshot, ts_recv: int, *, reported: Container[int] = (),
+    baseline: int = 0,
+) -> tuple[list[Event], int]:
+    """``myTrades`` rows of one order -> its ``OrderFilled`` events, and the quantity all rows add up to.
+
+    Rows are taken in trade-id order so ``cum_qty``/``cum_quote`` run as on the stream. A row is
+    emitted when its trade id is not in ``reported`` and the running quantity passes ``baseline``
+    (what was already executed when we started watching the order, without trade ids). A fill's
+    status is FILLED only for the row that completes an order the snapshot says is FILLED; all
+    others are PARTIALLY_FILLED, which is what the kernel's order lifecycle accepts in that order.
+    """
+    cum_qty = cum_quote = 0
+    out: list[Event] = []
+    done = snap.status is OrderStatus.FILLED
+    for row in sorted(rows, key=lambda r: int(r["id"])):
+        tid, px, qty = int(row["id"]), _row_e8(row, "price"), _row_e8(row, "qty")
+        quote = _row_e8(row, "quoteQty") or px * qty // SCALE
+        cum_qty += qty
+        cum_quote += quote
+        if tid in reported or cum_qty <= baseline:
+            continue
+        status = OrderStatus.FILLED if done and cum_qty >= snap.executed_qty else OrderStatus.PARTIALLY_FILLED
+        side = OrderSide.BUY if row.get("isBuyer") else OrderSide.SELL
+        out.append(OrderFilled(
+            0, int(row.get("time") or 0) * MS or ts_recv, ts_recv, snap.instrument, snap.order_id,
+            snap.client_order_id, side, px, qty, quote, cum_qty, cum_quote, status, _row_e8(row, "commission"),
+            str(row.get("commissionAsset") or ""), tid, bool(row.get("isMaker", False)),
+            int(row.get("orderListId", snap.order_list_id)), NO_ID,
+        ))
+    return out, cum_qty
+
+
+def terminal_events(snap: OrderSnapshot, ts_recv: int) -> list[Event]:
+    """The stream's report of how a finished order ended (FILLED is the last fill itself: nothing more)."""
+    ts = snap.update_time or ts_recv
+    if snap.status is OrderStatus.CANCELED:
+        return [OrderCanceled(0, ts, ts_recv, snap.instrument, snap.order_id, snap.client_order_id, "",
+                              snap.executed_qty, snap.cum_quote, snap.order_list_id, NO_ID)]
+    if snap.status in (OrderStatus.EXPIRED, OrderStatus.EXPIRED_IN_MATCH):
+        return [OrderExpired(0, ts, ts_recv, snap.instrument, snap.order_id, snap.client_order_id, snap.status,
+                             snap.expiry_reason, snap.executed_qty, snap.cum_quote, snap.order_list_id, NO_ID)]
     return []

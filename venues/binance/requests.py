@@ -63,6 +63,11 @@ API_KEY_HEADER = "X-MBX-APIKEY"
 FORM = "application/x-www-form-urlencoded"
 NO_ID = -1
 DUPLICATE_MSG = "Duplicate order sent."
+MY_TRADES_WEIGHT = 20
+MY_TRADES_WEIGHT_BY_ORDER = 5
+"""``GET /api/v3/myTrades`` request weight without / with ``orderId`` (Binance ``rest-api.md``)."""
+MY_TRADES_LIMIT = 1000
+"""The largest page ``myTrades`` serves (default 500)."""
 REASON_OF_MSG: dict[str, RejectReason] = {
     "Account has insufficient balance for requested action.": RejectReason.INSUFFICIENT_BALANCES,
     "Order would trigger immediately.": RejectReason.STOP_PRICE_WOULD_TRIGGER_IMMEDIATELY,
@@ -271,6 +276,26 @@ class RequestBuilder:
         """``GET /api/v3/orderList`` by its client id (weight 4)."""
         return self.signed("GET", "/api/v3/orderList", [("origClientOrderId", list_client_order_id)], local_ns,
                            weight=4, idempotent=True)
+
+    def query_list_by_id(self, order_list_id: int, local_ns: int) -> SignedRequest:
+        """``GET /api/v3/orderList`` by ``orderListId`` (weight 4): a list this session did not name itself."""
+        return self.signed("GET", "/api/v3/orderList", [("orderListId", str(order_list_id))], local_ns,
+                           weight=4, idempotent=True)
+
+    def my_trades(self, symbol: str, local_ns: int, *, order_id: int | None = None, from_id: int | None = None,
+                  limit: int = MY_TRADES_LIMIT) -> SignedRequest:
+        """``GET /api/v3/myTrades``: weight 5 with ``orderId``, 20 without (Binance ``rest-api.md``).
+
+        ``symbol`` + ``orderId`` + ``fromId`` is one of the parameter combinations Binance accepts;
+        ``fromId`` pages forward (trades with id >= it), whereas without it the *most recent*
+        ``limit`` trades come back, so a recovery that must not miss old fills always sends it.
+        """
+        p: list[tuple[str, str]] = [("symbol", symbol)]
+        _opt(p, "orderId", order_id)
+        _opt(p, "fromId", from_id)
+        p.append(("limit", str(limit)))
+        weight = MY_TRADES_WEIGHT_BY_ORDER if order_id is not None else MY_TRADES_WEIGHT
+        return self.signed("GET", "/api/v3/myTrades", p, local_ns, weight=weight, idempotent=True)
 
     def account(self, local_ns: int) -> SignedRequest:
         """``GET /api/v3/account`` (weight 20)."""

@@ -12,6 +12,14 @@ Duplicates: with ``newOrderRespType=FULL`` the REST answer reports the order and
 fills, and the user data stream reports them again. Each execution is emitted once, keyed by
 ``(orderId, execution type[, tradeId])``, whichever copy arrives first.
 
+Lost reports: executions the user stream sent while it was down (or that a lost placement
+answer carried) never reach the kernel by themselves. :class:`OrderTracker` follows, from the
+events this venue emits, the orders the kernel believes are working; :meth:`LiveVenue.reconcile`
+(after every user-stream reconnect, and at startup) asks ``GET /api/v3/myTrades`` and
+``GET /api/v3/order`` for each tracked order that left ``openOrders`` or executed more than was
+reported, and reports the missing fills and the order's end as the stream would have. They go
+through the same Deduper (a fill is keyed by its trade id), so a late stream copy is dropped.
+
 Exactly-once placement is :mod:`venues.binance.orders`; this class only wires it.
 """
 
@@ -19,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import msgspec
 
@@ -39,18 +49,30 @@ from engine.events import (
     OrderTradePrevented,
 )
 from engine.identifiers import InstrumentId, Market, instrument_id
-from engine.orders import AnyCommand, CancelOrder, QueryOrder, SubmitOrder, SubmitOrderList
+from engine.orders import (
+    TERMINAL_STATUSES,
+    AnyCommand,
+    CancelOrder,
+    ListOrderStatus,
+    OrderStatus,
+    QueryOrder,
+    SubmitOrder,
+    SubmitOrderList,
+)
 from venues.binance.orders import OrderExecutor
-from venues.binance.protocol import MS
+from venues.binance.protocol import MS, terminal_events, trade_fill_events
 from venues.binance.requests import (
+    MY_TRADES_LIMIT,
     ApiError,
     RequestBuilder,
     SignedRequest,
     answer_events,
     api_error,
     cancel_rejected,
+    list_events,
     rejected,
     snapshot_of,
+    symbol_of,
 )
 from venues.binance.rest import RateLimiter, RestClient
 from venues.binance.signing import DEFAULT_RECV_WINDOW_MS, Credentials, ServerTime, Signer
@@ -116,6 +138,177 @@ class Deduper:
         return out
 
 
+MAX_TRADE_PAGES = 20
+"""``myTrades`` pages (of 1,000) fetched for one order before giving up on it for this round."""
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    """What this venue has told the kernel about one order (see :class:`OrderTracker`).
+
+    ``reported_qty`` is ``baseline`` plus the fills emitted; ``venue_qty`` the largest executed
+    quantity the venue itself stated (a fill's ``cum_qty``, a cancel's or snapshot's executedQty).
+    ``baseline`` is what had executed before this process watched the order (an open order
+    adopted from a snapshot): those fills belong to an earlier session and are not re-reported.
+    """
+
+    instrument: InstrumentId
+    order_id: int
+    client_order_id: str
+    order_list_id: int = -1
+    status: OrderStatus = OrderStatus.NEW
+    reported_qty: int = 0
+    venue_qty: int = 0
+    baseline: int = 0
+    trade_ids: set[int] = field(default_factory=set)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def settled(self) -> bool:
+        """Finished, and every fill the venue admitted to has been reported: nothing left to recover."""
+        return self.terminal and self.reported_qty >= self.venue_qty
+
+
+@dataclass(slots=True)
+class TrackedList:
+    """An order list the kernel was told is executing."""
+
+    instrument: InstrumentId
+    order_list_id: int
+    order_ids: tuple[int, ...]
+
+
+class OrderTracker:
+    """The orders (and order lists) the kernel believes are working, fed by the events the venue emits.
+
+    Sans-I/O: :meth:`observe` the emitted events, then :meth:`to_query` says, given what
+    ``GET /api/v3/openOrders`` reports, which orders may have fills or an end the kernel never
+    heard of. An order leaves the table once it is settled (terminal and fully reported), so the
+    table holds working orders plus the few whose recovery is still owed.
+    """
+
+    def __init__(self) -> None:
+        self.orders: dict[int, TrackedOrder] = {}
+        self.lists: dict[int, TrackedList] = {}
+        self._by_cid: dict[tuple[InstrumentId, str], int] = {}
+
+    def get(self, order_id: int) -> TrackedOrder | None:
+        return self.orders.get(order_id)
+
+    def by_client_id(self, instrument: InstrumentId, client_order_id: str) -> TrackedOrder | None:
+        oid = self._by_cid.get((instrument, client_order_id))
+        return self.orders.get(oid) if oid is not None else None
+
+    def _entry(self, instrument: InstrumentId, order_id: int, cid: str, list_id: int) -> TrackedOrder:
+        t = self.orders.get(order_id)
+        if t is None:
+            t = self.orders[order_id] = TrackedOrder(instrument, order_id, cid, list_id)
+            if cid:
+                self._by_cid[(instrument, cid)] = order_id
+        return t
+
+    def observe(self, events: Iterable[Event]) -> None:
+        """Update the table from events that reached the kernel (idempotent for a repeated event)."""
+        touched: set[int] = set()
+        for ev in events:
+            oid = self._observe_one(ev)
+            if oid is not None:
+                touched.add(oid)
+        for oid in touched:
+            t = self.orders.get(oid)
+            if t is not None and t.settled:
+                self._forget(t)
+
+    def _observe_one(self, ev: Event) -> int | None:
+        t = type(ev)
+        if t is OrderAccepted:
+            a: OrderAccepted = ev  # type: ignore[assignment]
+            entry = self.orders.get(a.order_id)
+            if entry is None:
+                entry = self._entry(a.instrument, a.order_id, a.client_order_id, a.order_list_id)
+                entry.status = a.status
+            return a.order_id
+        if t is OrderFilled:
+            f: OrderFilled = ev  # type: ignore[assignment]
+            entry = self._entry(f.instrument, f.order_id, f.client_order_id, f.order_list_id)
+            if f.trade_id < 0 or f.trade_id not in entry.trade_ids:
+                entry.trade_ids.add(f.trade_id)
+                entry.reported_qty += f.qty
+            entry.venue_qty = max(entry.venue_qty, f.cum_qty)
+            if not entry.terminal:
+                entry.status = f.status
+            return f.order_id
+        if t is OrderCanceled or t is OrderExpired or t is OrderTradePrevented:
+            oid: int = ev.order_id  # type: ignore[attr-defined]
+            entry_or = self.orders.get(oid)
+            if entry_or is None:
+                return None  # not an order of ours we know of
+            entry_or.venue_qty = max(entry_or.venue_qty, ev.cum_qty)  # type: ignore[attr-defined]
+            if t is OrderCanceled:
+                entry_or.status = OrderStatus.CANCELED
+            elif ev.status in TERMINAL_STATUSES:  # type: ignore[attr-defined]
+                entry_or.status = ev.status  # type: ignore[attr-defined]
+            return oid
+        if t is OrderStatusReported:
+            snap = ev.order  # type: ignore[attr-defined]
+            if snap is None:
+                return None
+            return self.adopt(snap.instrument, snap.order_id, snap.client_order_id, snap.order_list_id,
+                              snap.status, snap.executed_qty)
+        if t is OrderListStatusChanged:
+            ls: OrderListStatusChanged = ev  # type: ignore[assignment]
+            if ls.list_order_status is ListOrderStatus.EXECUTING:
+                self.lists[ls.order_list_id] = TrackedList(ls.instrument, ls.order_list_id, ls.order_ids)
+            else:
+                self.lists.pop(ls.order_list_id, None)
+        return None
+
+    def adopt(self, instrument: InstrumentId, order_id: int, cid: str, list_id: int, status: OrderStatus,
+              executed: int) -> int:
+        """A snapshot of an order: new to us -> tracked from here on (its past fills are its baseline)."""
+        entry = self.orders.get(order_id)
+        if entry is None:
+            if status in TERMINAL_STATUSES:
+                return order_id  # finished before we watched it: nothing owed
+            entry = self._entry(instrument, order_id, cid, list_id)
+            entry.status = status
+            entry.baseline = entry.reported_qty = entry.venue_qty = executed
+            return order_id
+        entry.venue_qty = max(entry.venue_qty, executed)
+        if status in TERMINAL_STATUSES:
+            entry.status = status
+        return order_id
+
+    def _forget(self, t: TrackedOrder) -> None:
+        del self.orders[t.order_id]
+        if self._by_cid.get((t.instrument, t.client_order_id)) == t.order_id:
+            del self._by_cid[(t.instrument, t.client_order_id)]
+
+    def to_query(self, open_executed: Mapping[int, int]) -> list[TrackedOrder]:
+        """Orders whose fills or end may have been missed, given ``openOrders`` (orderId -> executedQty).
+
+        Missing from the open orders (it ended), open but further executed than reported, or
+        ended with fills still owed.
+        """
+        out = []
+        for t in self.orders.values():
+            executed = open_executed.get(t.order_id)
+            if t.terminal or executed is None:
+                if not t.settled:
+                    out.append(t)
+            elif executed > t.reported_qty:
+                out.append(t)
+        return out
+
+    def lists_to_query(self, open_ids: Iterable[int]) -> list[TrackedList]:
+        """Executing lists none of whose orders is open any more: their end was not reported."""
+        live = set(open_ids)
+        return [lst for lst in self.lists.values() if not any(oid in live for oid in lst.order_ids)]
+
+
 Dispatch = Callable[[AnyCommand, SignedRequest], None]
 
 
@@ -145,6 +338,7 @@ class LiveVenue:
         self.builder = rest.builder
         self.executor = OrderExecutor(rest, clock=self.clock)
         self.dedupe = Deduper()
+        self.tracker = OrderTracker()
         self.on_error = on_error
         self._dispatch: Dispatch = dispatch or self._schedule
         self._recv_ns: int | None = None
@@ -188,6 +382,7 @@ class LiveVenue:
         """Stamp ``ts_recv``, drop duplicate executions, hand the rest to ``on_events``."""
         now = self.clock.now_ns()
         fresh = self.dedupe.fresh(events)
+        self.tracker.observe(fresh)
         if fresh:
             self.on_events([msgspec.structs.replace(ev, ts_recv=now) for ev in fresh])
 
@@ -271,13 +466,32 @@ class LiveVenue:
 
     async def _after_reconnect(self) -> None:
         """Reports sent while the user stream was down are lost: re-read the account state."""
+        await self.resync()
+
+    async def resync(self) -> list[Event]:
+        """:meth:`reconcile` and emit what it found (a failure is kept in ``errors``, never raised)."""
         try:
-            self._emit(await self.reconcile())
+            events = await self.reconcile()
         except VenueError as exc:
-            self.errors.append(exc)
+            self._failed(exc)
+            return []
+        self._emit(events)
+        return events
+
+    def _failed(self, exc: VenueError) -> None:
+        self.errors.append(exc)
+        if self.on_error is not None:
+            self.on_error(exc)
 
     async def reconcile(self) -> list[Event]:
-        """Balances (``BalanceUpdated``) and open orders (``OrderStatusReported`` each) from REST."""
+        """Balances, open orders, and what the kernel missed of the orders it believes are working.
+
+        Returns ``BalanceUpdated``, an ``OrderStatusReported`` per open order, then the recovered
+        events of :meth:`recover_lost_fills`. It emits nothing itself: recovered events count as
+        reported once they pass ``_emit`` (:meth:`resync` does both; the session's startup feeds the
+        result itself). Raises VenueError when the account or the open orders cannot be read;
+        a failing per-order query only lands in ``errors``.
+        """
         acct = await self.rest.send(self.builder.account)
         err = api_error(acct.status, acct.doc)
         if err is not None or not isinstance(acct.doc, dict):
@@ -293,11 +507,82 @@ class LiveVenue:
         err = api_error(opened.status, opened.doc)
         if err is not None or not isinstance(opened.doc, list):
             raise VenueError(f"GET /api/v3/openOrders failed: {err}")
+        open_executed: dict[int, int] = {}
+        reports: list[Event] = []
         for item in opened.doc:
             iid = instrument_id(str(item["symbol"]), self.config.market)
             snap = snapshot_of(item, iid)
-            out.append(OrderStatusReported(0, snap.update_time or now, now, iid, snap))
+            open_executed[snap.order_id] = snap.executed_qty
+            reports.append(OrderStatusReported(0, snap.update_time or now, now, iid, snap))
+        self.tracker.observe(reports)  # adopt open orders now: the startup caller feeds them without _emit
+        out.extend(reports)
+        out.extend(await self.recover_lost_fills(open_executed))
         return out
+
+    async def recover_lost_fills(self, open_executed: Mapping[int, int]) -> list[Event]:
+        """Fills and ends of tracked orders the kernel never heard of (``open_executed``: openOrders' executedQty).
+
+        Per order in :meth:`OrderTracker.to_query`: ``GET /api/v3/myTrades`` then ``GET /api/v3/order``;
+        then ``GET /api/v3/orderList`` for executing lists none of whose orders is open. An order
+        whose queries fail yields nothing this round (a VenueError in ``errors``) and stays tracked,
+        so the next reconcile asks again; what was already emitted is skipped by trade id here and
+        by the Deduper at emission, so a retry never reports a fill twice.
+        """
+        out: list[Event] = []
+        for tracked in self.tracker.to_query(open_executed):
+            try:
+                out.extend(await self._recover_order(tracked))
+            except VenueError as exc:
+                self._failed(exc)
+        for lst in self.tracker.lists_to_query(open_executed):
+            try:
+                out.extend(await self._recover_list(lst.instrument, lst.order_list_id))
+            except VenueError as exc:
+                self._failed(exc)
+        return out
+
+    async def _recover_order(self, t: TrackedOrder) -> list[Event]:
+        """One order: its trades (all pages), then its state; the events the stream would have sent."""
+        rows = await self._my_trades(t.instrument, t.order_id)
+        query = QueryOrder(t.instrument, order_id=t.order_id)
+        resp = await self.rest.send(lambda ns: self.builder.query(query, ns))
+        err = api_error(resp.status, resp.doc)
+        if err is not None or not isinstance(resp.doc, dict):
+            raise VenueError(f"GET /api/v3/order orderId={t.order_id} ({t.client_order_id!r}) failed: {err}")
+        snap = snapshot_of(resp.doc, t.instrument)
+        now = self.clock.now_ns()
+        fills, traded = trade_fill_events(rows, snap, now, reported=t.trade_ids, baseline=t.baseline)
+        if traded < snap.executed_qty:
+            # the trade list lags the order (or it traded between the two queries): report what is
+            # known, keep the order tracked; its end is reported once the trades add up
+            return fills
+        ends = terminal_events(snap, now) if snap.status in TERMINAL_STATUSES else []
+        report = [OrderStatusReported(0, snap.update_time or now, now, t.instrument, snap)] if ends or fills else []
+        return [*fills, *ends, *report]
+
+    async def _my_trades(self, instrument: InstrumentId, order_id: int) -> list[dict[str, Any]]:
+        """Every ``myTrades`` row of one order, oldest first (paged forward by ``fromId``)."""
+        symbol = symbol_of(instrument)
+        rows: list[dict[str, Any]] = []
+        from_id = 0
+        for _ in range(MAX_TRADE_PAGES):
+            resp = await self.rest.send(partial(self.builder.my_trades, symbol, order_id=order_id, from_id=from_id))
+            err = api_error(resp.status, resp.doc)
+            if err is not None or not isinstance(resp.doc, list):
+                raise VenueError(f"GET /api/v3/myTrades symbol={symbol} orderId={order_id} failed: {err}")
+            page = [r for r in resp.doc if isinstance(r, dict) and int(r.get("orderId", order_id)) == order_id]
+            rows.extend(page)
+            if len(resp.doc) < MY_TRADES_LIMIT or not page:
+                return rows
+            from_id = max(int(r["id"]) for r in page) + 1
+        raise VenueError(f"GET /api/v3/myTrades orderId={order_id}: more than {MAX_TRADE_PAGES} pages of trades")
+
+    async def _recover_list(self, instrument: InstrumentId, order_list_id: int) -> list[Event]:
+        resp = await self.rest.send(lambda ns: self.builder.query_list_by_id(order_list_id, ns))
+        err = api_error(resp.status, resp.doc)
+        if err is not None or not isinstance(resp.doc, dict):
+            raise VenueError(f"GET /api/v3/orderList orderListId={order_list_id} failed: {err}")
+        return list_events(resp.doc, instrument, self.clock.now_ns())
 
 
 def _e8(value: object) -> int:
@@ -316,4 +601,4 @@ def _client_id(command: AnyCommand) -> str:
     return ""
 
 
-__all__ = ["Deduper", "LiveConfig", "LiveVenue", "dedupe_key"]
+__all__ = ["Deduper", "LiveConfig", "LiveVenue", "OrderTracker", "TrackedList", "TrackedOrder", "dedupe_key"]

@@ -170,6 +170,11 @@ def _w(n: int) -> Callable[[dict[str, str]], int]:
     return lambda _: n
 
 
+def _my_trades_weight(p: dict[str, str]) -> int:
+    """``GET /api/v3/myTrades``: 20, or 5 when narrowed to one ``orderId`` (Binance's weight table)."""
+    return 5 if p.get("orderId") else 20
+
+
 def _depth_weight(p: dict[str, str]) -> int:
     try:
         limit = int(p.get("limit") or 100)
@@ -332,7 +337,7 @@ class VenueProtocol:
             ("GET", v + "openOrders"): Endpoint(self._open_orders, SIGNED, _symbol_or_all(6, 80)),
             ("DELETE", v + "openOrders"): Endpoint(self._cancel_all, SIGNED, _w(1), free_on_success=True),
             ("GET", v + "allOrders"): Endpoint(self._all_orders, SIGNED, _w(20)),
-            ("GET", v + "myTrades"): Endpoint(self._my_trades, SIGNED, _w(20)),
+            ("GET", v + "myTrades"): Endpoint(self._my_trades, SIGNED, _my_trades_weight),
             ("POST", v + "orderList/oco"): Endpoint(self._new_oco, SIGNED, _w(1), order=True, free_on_success=True),
             ("POST", v + "order/oco"): Endpoint(self._new_legacy_oco, SIGNED, _w(1), order=True, free_on_success=True),
             ("GET", v + "openOrderList"): Endpoint(self._open_order_lists, SIGNED, _w(6)),
