@@ -53,6 +53,7 @@ from engine.orders import (
     SubmitOrderList,
     TimeInForce,
 )
+from tests.integration.live_helpers import until as _until
 from venues.binance.orders import OrderExecutor
 from venues.binance.requests import RequestBuilder
 from venues.binance.rest import ClockRejected, CredentialsRejected, RestClient
@@ -381,13 +382,6 @@ def _run(body: Callable[[StubVenue], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-async def _until(cond: Callable[[], bool], what: str, limit_s: float = 15.0) -> None:
-    """Poll ``cond`` (a condition, not a timing assertion): fail naming ``what`` if it never holds."""
-    for _ in range(int(limit_s / 0.01)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 # --------------------------------------------------------------------------- orders

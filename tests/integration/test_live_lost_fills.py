@@ -44,6 +44,7 @@ from engine.orders import (
     SubmitOrderList,
     TimeInForce,
 )
+from tests.integration.live_helpers import until as _until
 from venues.binance.requests import RequestBuilder
 from venues.binance.signing import Credentials, ServerTime, Signer
 from venues.binance.venue import LiveConfig, LiveVenue
@@ -102,13 +103,6 @@ class _Session:
         self.info.control.set_faults(disconnect_streams=True)
 
 
-async def _until(cond: Callable[[], bool], what: str, limit_s: float = 20.0) -> None:
-    """Poll ``cond`` (a condition, not a timing assertion): fail naming ``what`` if it never holds."""
-    for _ in range(int(limit_s / 0.01)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 def _run(info: Any, body: Callable[[_Session], Coroutine[Any, Any, None]], **kw: Any) -> _Session:

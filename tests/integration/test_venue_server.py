@@ -360,8 +360,9 @@ def test_cli_prints_one_json_line_and_stops_cleanly_on_sigterm(tmp_path: Path) -
     try:
         assert proc.stdout is not None
         line = json.loads(proc.stdout.readline())
-        assert set(line) == {"base_url", "ws_url", "api_key", "api_secret", "symbols"}
+        assert set(line) == {"base_url", "ws_url", "ws_api_url", "api_key", "api_secret", "symbols"}
         assert line["base_url"].startswith("http://127.0.0.1:") and line["symbols"] == ["BTCUSDT", "ETHUSDT"]
+        assert line["ws_api_url"] == line["ws_url"] + "/ws-api/v3"
         from venues.server.auth import Credentials
 
         assert line["api_key"] == Credentials.demo(4).api_key

@@ -3,8 +3,8 @@
 The server is composed by :func:`replay.serve.build_setup` (venue, market source from a log or
 the seeded demo market, credentials, the server's own log).
 
-On start the command prints ONE JSON line (``base_url``, ``ws_url``, ``api_key``, ``api_secret``,
-``symbols``), flushes stdout, and serves until SIGINT/SIGTERM; then it closes the log cleanly.
+On start the command prints ONE JSON line (``base_url``, ``ws_url``, ``ws_api_url``, ``api_key``,
+``api_secret``, ``symbols``), flushes stdout, and serves until SIGINT/SIGTERM; then it closes the log cleanly.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ async def _serve(config: ServerConfig, setup: ServerSetup) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    line = {"base_url": server.base_url, "ws_url": server.ws_url, "api_key": setup.credentials.api_key,
+    line = {"base_url": server.base_url, "ws_url": server.ws_url, "ws_api_url": server.ws_api_url,
+            "api_key": setup.credentials.api_key,
             "api_secret": setup.credentials.api_secret,
             "symbols": [server.protocol.symbol_of(i) for i in server.protocol.exchange_symbols]}
     sys.stdout.write(json.dumps(line) + "\n")

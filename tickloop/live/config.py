@@ -1,8 +1,8 @@
 """A session's configuration: one TOML file (``--config FILE``) with CLI flags laid over it.
 
-The file uses the flags' names (``symbols``, ``streams``, ``base_url``, ``ws_url``, ``out``,
-``strategy``, ``seed``, ``duration``, ``max_events``, ``kill_file``, ``venue_config``,
-``risk``) plus tables ``[params]`` (strategy), ``[risk_params]`` and ``[venue]`` (the venue
+The file uses the flags' names (``symbols``, ``streams``, ``base_url``, ``ws_url``, ``ws_api_url``,
+``user_stream``, ``out``, ``strategy``, ``seed``, ``duration``, ``max_events``, ``kill_file``,
+``venue_config``, ``risk``) plus tables ``[params]`` (strategy), ``[risk_params]`` and ``[venue]`` (the venue
 flags: ``fees``, ``latency``, ``fill``, ``balances = {USDT = "1000"}``...). A flag given on the
 command line wins. Secrets are refused in this file on purpose: it is meant to be copied and
 committed; they come from the environment or a 0600 ``--secrets`` file
@@ -22,11 +22,14 @@ from engine.errors import ConfigError
 
 BINANCE_REST = "https://api.binance.com"
 BINANCE_WS = "wss://stream.binance.com:9443"
+BINANCE_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"
+WS_API_PATH = "/ws-api/v3"
+USER_STREAM_MODES = ("ws_api", "listen_key")
 DEFAULT_RECORD_STREAMS = ("aggTrade", "depth20", "depth", "bookTicker")
 VENUE_FLAGS = ("fees", "bnb_fees", "latency", "impact", "impact_half_life", "fill", "queue", "balance", "exchange_info")
 FILE_KEYS = frozenset(
     {
-        "symbols", "streams", "base_url", "ws_url", "out", "strategy", "seed", "duration", "max_events",
+        "symbols", "streams", "base_url", "ws_url", "ws_api_url", "user_stream", "out", "strategy", "seed", "duration", "max_events",
         "kill_file", "venue_config", "risk", "params", "risk_params", "venue",
     }
 )
@@ -43,6 +46,10 @@ class SessionConfig:
     streams: tuple[str, ...]
     base_url: str = BINANCE_REST
     ws_url: str = BINANCE_WS
+    ws_api_url: str = BINANCE_WS_API
+    """Binance's WebSocket API (the user data stream's ``userDataStream.subscribe.signature``)."""
+    user_stream: str = "ws_api"
+    """``ws_api`` (current) or ``listen_key`` (the deprecated ``POST /api/v3/userDataStream`` flow)."""
     strategy: str | None = None
     params: tuple[str, ...] = ()
     seed: int = 0
@@ -86,6 +93,11 @@ def add_session_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
     parser.add_argument("--kill-file", default=None, metavar="PATH", help="engage the kill switch when PATH appears")
     if mode == "live":
         parser.add_argument("--secrets", default=None, metavar="FILE", help="api_key/api_secret (TOML, mode 0600)")
+        parser.add_argument("--ws-api-url", default=None, metavar="URL",
+                            help=f"WebSocket API URL (default {BINANCE_WS_API}; with a non-Binance --ws-url: "
+                            f"<ws-url>{WS_API_PATH})")
+        parser.add_argument("--user-stream", default=None, choices=USER_STREAM_MODES,
+                            help="user data stream: ws_api (default) or the deprecated listen_key flow")
         return
     venue = parser.add_argument_group("simulated venue (as tickloop backtest; flags override --venue-config)")
     venue.add_argument("--venue-config", default=None, metavar="FILE", help="venue settings (TOML)")
@@ -157,6 +169,22 @@ def _venue_flags(args: argparse.Namespace, file_table: Mapping[str, Any]) -> dic
     return flags
 
 
+def ws_api_default(ws_url: str) -> str:
+    """The WebSocket API next to ``ws_url``: Binance's for Binance's stream host, else ``<ws_url>/ws-api/v3``.
+
+    Why derived: the local venue server (``tickloop serve-venue``) serves both on one port, so a
+    session pointed at it with ``--ws-url`` alone must not reach for Binance's WebSocket API.
+    """
+    return BINANCE_WS_API if ws_url == BINANCE_WS else ws_url.rstrip("/") + WS_API_PATH
+
+
+def _user_stream(value: object) -> str:
+    mode = str(value or "ws_api")
+    if mode not in USER_STREAM_MODES:
+        raise ConfigError(f"user_stream must be one of {', '.join(USER_STREAM_MODES)}, got {value!r}")
+    return mode
+
+
 def session_config(args: argparse.Namespace, mode: str, default_streams: Sequence[str] = DEFAULT_RECORD_STREAMS) -> SessionConfig:
     """The effective config of ``tickloop <mode>`` from ``--config`` and the flags."""
     doc = read_config_file(args.config) if getattr(args, "config", None) else {}
@@ -179,13 +207,16 @@ def session_config(args: argparse.Namespace, mode: str, default_streams: Sequenc
     risk_params = tuple(args.risk_param) if getattr(args, "risk_param", None) else _pairs(doc.get("risk_params", {}))
     duration = pick("duration")
     max_events = pick("max_events")
+    ws_url = str(pick("ws_url") or BINANCE_WS)
     return SessionConfig(
         mode=mode,
         out=Path(out),
         symbols=tuple(s.upper() for s in _csv(symbols, "--symbols")),
         streams=_csv(streams, "--streams") if streams is not None else tuple(default_streams),
         base_url=str(pick("base_url") or BINANCE_REST),
-        ws_url=str(pick("ws_url") or BINANCE_WS),
+        ws_url=ws_url,
+        ws_api_url=str(pick("ws_api_url") or ws_api_default(ws_url)),
+        user_stream=_user_stream(pick("user_stream")),
         strategy=strategy,
         params=params,
         seed=int(pick("seed") or 0),

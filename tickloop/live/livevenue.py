@@ -63,7 +63,8 @@ async def live_plan(cfg: SessionConfig) -> SessionPlan:
     fields = _strategy_fields(cfg)
     instruments = await instrument_events(cfg)
     relay = _Relay()
-    venue = LiveVenue(LiveConfig(creds.api_key, creds.api_secret, rest_url=cfg.base_url, ws_url=cfg.ws_url), relay)
+    venue = LiveVenue(LiveConfig(creds.api_key, creds.api_secret, rest_url=cfg.base_url, ws_url=cfg.ws_url,
+                                 ws_api_url=cfg.ws_api_url, user_stream_mode=cfg.user_stream), relay)
     await venue.start()
     try:
         reconciled = await venue.reconcile()
@@ -76,7 +77,8 @@ async def live_plan(cfg: SessionConfig) -> SessionPlan:
     config = {
         "mode": "live",
         **fields,
-        "venue": {"name": "binance", "base_url": cfg.base_url, "ws_url": cfg.ws_url},
+        "venue": {"name": "binance", "base_url": cfg.base_url, "ws_url": cfg.ws_url, "ws_api_url": cfg.ws_api_url,
+                  "user_stream": cfg.user_stream},
         "risk": risk.effective(),
     }
 

@@ -6,6 +6,12 @@ is that we hash exactly the bytes we send. We keep the caller's parameter order 
 not sort) and percent-encode everything but RFC 3986's unreserved characters, which is what
 ``requests``/aiohttp would send for the same values, so third-party servers agree too.
 
+The WebSocket API signs differently (:func:`ws_api_payload`, :meth:`Signer.sign_ws_api`): the
+request's ``params`` are a JSON object, so there are no wire bytes to hash; Binance hashes every
+param but ``signature``, *sorted by name*, joined as ``name=value`` with ``&`` (its documented
+example: ``apiKey=vmPU...&newOrderRespType=ACK&price=52000.00&...`` ->
+``cc154777...``, checked in the unit tests). ``apiKey`` is itself a param and is signed.
+
 Time: signed requests carry ``timestamp`` (server ms) and ``recvWindow``. The venue rejects a
 timestamp more than 1 s ahead of its clock or older than ``recvWindow`` (``-1021``), so we
 stamp requests with *server* time = local time + an offset measured from ``/api/v3/time`` round
@@ -18,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -47,6 +53,11 @@ def encode_params(params: Sequence[tuple[str, str]]) -> str:
     if _PLAIN(raw) and raw.count("=") == len(params) and raw.count("&") == max(0, len(params) - 1):
         return raw
     return "&".join([f"{quote(k, safe=_SAFE)}={quote(v, safe=_SAFE)}" for k, v in params])
+
+
+def ws_api_payload(params: Mapping[str, str | int]) -> str:
+    """What a WebSocket API signature covers: every param but ``signature``, sorted by name, ``k=v&...``."""
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
 
 
 def hmac_sha256_hex(secret: bytes, payload: bytes) -> str:
@@ -133,3 +144,17 @@ class Signer:
         mac = self._mac.copy()  # the keyed state is precomputed once: copy + update is the cheap path
         mac.update(payload)
         return payload + b"&signature=" + mac.hexdigest().encode(), ts_ms
+
+    def sign_ws_api(self, params: Mapping[str, str | int], local_ns: int) -> tuple[dict[str, str | int], int]:
+        """WebSocket API ``params`` with ``apiKey``, ``recvWindow``, ``timestamp`` and ``signature`` added.
+
+        Numbers stay JSON numbers (``timestamp``, ``recvWindow``): the server signs their decimal text,
+        which is what :func:`ws_api_payload` joins. Returns the params and the timestamp used (ms).
+        """
+        ts_ms = self.server_time.server_ms(local_ns)
+        out: dict[str, str | int] = {**params, "apiKey": self.credentials.api_key,
+                                     "recvWindow": self.recv_window_ms, "timestamp": ts_ms}
+        mac = self._mac.copy()
+        mac.update(ws_api_payload(out).encode())
+        out["signature"] = mac.hexdigest()
+        return out, ts_ms

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -95,6 +95,33 @@ def depth_symbols(streams: Sequence[str]) -> list[str]:
         if kind.partition("@")[0] == "depth":
             out.append(sym.upper())
     return out
+
+
+async def receive_frames(ws: aiohttp.ClientWebSocketResponse, rotate_after_s: float) -> AsyncIterator[bytes | None]:
+    """Each data frame as bytes until the peer closes; ``None`` once when the connection is due.
+
+    Why one loop for every stream: Binance cuts a connection at 24 h, so each of ours is replaced
+    before that (``rotate_after_s``); waiting on ``receive`` with the time left keeps a quiet
+    stream from sleeping past its rotation.
+    """
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + rotate_after_s
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            yield None
+            return
+        try:
+            msg = await asyncio.wait_for(ws.receive(), left)
+        except TimeoutError:
+            continue
+        if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            yield msg.data.encode() if isinstance(msg.data, str) else msg.data
+        elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
+                          aiohttp.WSMsgType.ERROR):
+            return
 
 
 class MarketStream:
@@ -193,33 +220,21 @@ class MarketStream:
 
     async def _connection(self, session: aiohttp.ClientSession) -> bool:
         """One connection's life; True when it ended by rotation (reconnect at once)."""
-        import aiohttp
 
         async with session.ws_connect(self.url, heartbeat=self.heartbeat_s, autoping=True, max_msg_size=0) as ws:
             self._ws = ws
             self.connects += 1
             self.backoff.reset()
             self._emit([self._status("connected", self.url.partition("?")[0])])
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.rotate_after_s
-            while True:
-                left = deadline - loop.time()
-                if left <= 0:
+            async for data in receive_frames(ws, self.rotate_after_s):
+                if data is None:
                     self._emit([self._status("rotated", f"replacing the connection after {self.rotate_after_s:g} s")])
                     return True
-                try:
-                    msg = await asyncio.wait_for(ws.receive(), left)
-                except TimeoutError:
-                    continue
-                if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    data = msg.data.encode() if isinstance(msg.data, str) else msg.data
-                    self.handle_frame(data, self.clock.now_ns())
-                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR,
-                                  aiohttp.WSMsgType.CLOSING):
-                    detail = f"closed by peer (code {ws.close_code})" if not self._stop.is_set() else "stopped"
-                    self._emit([self._status("disconnected", detail)])
-                    self._ws = None
-                    return False
+                self.handle_frame(data, self.clock.now_ns())
+            detail = f"closed by peer (code {ws.close_code})" if not self._stop.is_set() else "stopped"
+            self._emit([self._status("disconnected", detail)])
+            self._ws = None
+            return False
 
     # ----------------------------------------------------------------- frames (sans-I/O core)
 

@@ -94,6 +94,10 @@ class LiveConfig:
     recv_window_ms: int = DEFAULT_RECV_WINDOW_MS
     market: Market = Market.SPOT
     user_stream: bool = True
+    user_stream_mode: str = "ws_api"
+    """``ws_api`` (Binance's current user data stream) or ``listen_key`` (legacy; non-spot markets always)."""
+    ws_api_url: str | None = None
+    """The WebSocket API; None: derived from ``ws_url`` (Binance's host -> its ws-api, else ``<ws_url>/ws-api/v3``)."""
 
 
 def dedupe_key(ev: Event) -> tuple[object, ...] | None:
@@ -449,11 +453,12 @@ class LiveVenue:
         await self.rest.sync_time()
         if self.config.user_stream:
             self.user = UserStream(self.rest, self.config.ws_url, self.user_events, market=self.config.market,
-                                   clock=self.clock, on_reconnect=self._after_reconnect)
+                                   clock=self.clock, on_reconnect=self._after_reconnect,
+                                   mode=self.config.user_stream_mode, ws_api_url=self.config.ws_api_url)
             task = asyncio.get_running_loop().create_task(self.user.run())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            await asyncio.wait_for(self.user.connected.wait(), self.rest.timeout_s)
+            await self.user.wait_connected(self.rest.timeout_s)
 
     async def close(self) -> None:
         """Stop the user stream, let in-flight orders finish, close the HTTP session."""

@@ -6,6 +6,8 @@ One port serves everything:
 - WebSocket ``/ws/<stream>``, ``/ws/<listenKey>``, ``/ws`` (then SUBSCRIBE) and
   ``/stream?streams=a/b`` (combined wrapper); live ``SUBSCRIBE``/``UNSUBSCRIBE``/
   ``LIST_SUBSCRIPTIONS`` messages; the server pings every 20 s and answers pings with pongs;
+- the WebSocket API ``/ws-api/v3`` (:mod:`venues.server.wsapi`: ``userDataStream.subscribe.signature``
+  and friends); user-data events go to listenKey streams and WS-API subscriptions alike;
 - ``/_tickloop/faults`` (GET/POST, localhost only) and ``/_tickloop/status`` (GET).
 
 The market task reads the injected event source (a log or the demo market, built by the
@@ -43,11 +45,14 @@ from engine.events import (
 from engine.orders import AnyCommand
 from venues.server import streams
 from venues.server.auth import Credentials
+from venues.server.errors import ApiError
 from venues.server.faults import Faults
 from venues.server.limits import LimitsConfig
 from venues.server.market import MarketState
 from venues.server.protocol import Request, VenueProtocol
 from venues.server.streams import Json
+from venues.server.wsapi import PATH as WS_API_PATH
+from venues.server.wsapi import WsApi, WsApiSession
 from venues.sim.venue import SimVenue
 
 PING_INTERVAL_S = 20.0
@@ -130,6 +135,8 @@ class VenueServer:
             setup.venue, self.market, setup.exchange_symbols, setup.credentials,
             limits=setup.limits, on_command=self._log_command, on_events=self._log_events,
         )
+        self.wsapi = WsApi(self.protocol.auth, self.protocol.limiter)
+        self._ws_api: dict[_Client, WsApiSession] = {}
         self._subs: dict[str, set[_Client]] = {}
         self._clients: set[_Client] = set()
         self._runner: web.AppRunner | None = None
@@ -142,6 +149,7 @@ class VenueServer:
         self._first_client = asyncio.Event()
         self.base_url = ""
         self.ws_url = ""
+        self.ws_api_url = ""
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -151,6 +159,7 @@ class VenueServer:
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/ws/{name}", self._ws)
         app.router.add_get("/stream", self._ws)
+        app.router.add_get(WS_API_PATH, self._ws_api_handler)
         app.router.add_route("*", "/_tickloop/faults", self._faults)
         app.router.add_get("/_tickloop/status", self._status)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -163,6 +172,7 @@ class VenueServer:
         bound = sockets[0].getsockname()
         self.base_url = f"http://{host}:{bound[1]}"
         self.ws_url = f"ws://{host}:{bound[1]}"
+        self.ws_api_url = self.ws_url + WS_API_PATH
         self._tasks.append(asyncio.create_task(self._replay()))
         self._tasks.append(asyncio.create_task(self._disconnector()))
 
@@ -285,12 +295,16 @@ class VenueServer:
     # ----------------------------------------------------------------- user data stream
 
     def _publish_user(self, events: list[Event]) -> None:
-        targets = self._subs.get("@user")
-        if not targets:
+        targets = self._subs.get("@user") or set()
+        sessions = [(c, s) for c, s in self._ws_api.items() if s.subscriptions]
+        if not targets and not sessions:
             return
         for data in self.user_messages(events):
             for c in targets:
                 c.push("@user", data)
+            for c, s in sessions:
+                for frame in self.wsapi.event_frames(s, data):
+                    c.queue.put_nowait(frame)
 
     def user_messages(self, events: list[Event]) -> list[Json]:
         """The user-data-stream messages of venue events, in order (``executionReport``, ``listStatus``, ...)."""
@@ -410,6 +424,34 @@ class VenueServer:
         self._subs.setdefault(canon, set()).add(client)
         self._first_client.set()
         return True
+
+    async def _ws_api_handler(self, request: web.Request) -> web.StreamResponse:
+        """``/ws-api/v3``: each text frame through :class:`WsApi`; replies and events share the send queue."""
+        try:
+            session = self.wsapi.connect(request.remote or "", self.now())
+        except ApiError as err:
+            headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s is not None else None
+            return web.json_response(err.body(), status=err.status, headers=headers)
+        ws = web.WebSocketResponse(heartbeat=PING_INTERVAL_S, autoping=True)
+        await ws.prepare(request)
+        client = _Client(ws, combined=False)
+        self._clients.add(client)
+        self._ws_api[client] = session
+        writer = asyncio.create_task(self._writer(client))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    for frame in self.wsapi.handle(session, msg.data, self.now()):
+                        client.queue.put_nowait(frame)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._ws_api.pop(client, None)
+            self._clients.discard(client)
+            client.queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await writer
+        return ws
 
     def _unsubscribe(self, client: _Client, name: str) -> None:
         canon = "@user" if name in self.protocol.listen_keys else canonical_stream(name)

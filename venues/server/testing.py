@@ -126,6 +126,8 @@ class ServerInfo:
     api_secret: str
     control: ServerControl
     symbols: tuple[str, ...] = ()
+    ws_api_url: str = ""
+    """The WebSocket API (``<ws_url>/ws-api/v3``): the user data stream's ``userDataStream.subscribe.signature``."""
 
 
 @contextmanager
@@ -175,7 +177,7 @@ def serve_in_thread(config: ServerConfig, *, setup: ServerSetup) -> Iterator[Ser
     server: VenueServer = box["server"]
     creds = setup.credentials
     info = ServerInfo(server.base_url, server.ws_url, creds.api_key, creds.api_secret, ServerControl(server, loop),
-                      tuple(server.protocol.symbol_of(i) for i in server.protocol.exchange_symbols))
+                      tuple(server.protocol.symbol_of(i) for i in server.protocol.exchange_symbols), server.ws_api_url)
     try:
         yield info
     finally:
