@@ -74,6 +74,7 @@ class Kind(IntEnum):
     FEED_STATUS = 80
     LATENCY_RECORDED = 81
     OPERATOR_REQUESTED = 82
+    CLOCK_TICKED = 83
 
 
 class Event(msgspec.Struct, frozen=True, gc=False, tag=True, tag_field="type"):
@@ -260,6 +261,22 @@ class OperatorRequested(Event, frozen=True, gc=False):
     action: str
     origin: str = ""
     reason: str = ""
+
+
+class ClockTicked(Event, frozen=True, gc=False):
+    """A live session's clock reached ``ts_recv`` while no other input came: recorded as an input.
+
+    It carries no market data. The kernel's time only moves with its inputs, so a timer or a
+    simulated arrival due in a quiet market would otherwise wait for the next market event;
+    the session writes this tick (only when something is due, never backwards) and feeds it,
+    and the kernel runs everything due up to ``ts_recv``. Being in the input log, an audit
+    replay runs those items at the same point. ``due`` is the kernel deadline the session
+    woke up for (``ts_recv - due`` is the wake-up lag; information only, never read by the
+    kernel). ``instrument`` is ``NO_INSTRUMENT``.
+    """
+
+    kind: ClassVar[Kind] = Kind.CLOCK_TICKED
+    due: int = 0
 
 
 class SignalEmitted(Event, frozen=True, gc=False):
@@ -577,6 +594,7 @@ AnyEvent: TypeAlias = (
     | FeedStatusChanged
     | LatencyRecorded
     | OperatorRequested
+    | ClockTicked
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__

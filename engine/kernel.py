@@ -23,6 +23,17 @@ the next one (the queue is drained up to each event's time before the event is p
 Scheduled items still pending when the source ends are due in a future the data never
 reaches and are dropped (the run ends at the last market event; ``KernelStats.dropped``).
 
+Clock ticks
+-----------
+A :class:`~engine.events.ClockTicked` input carries no market data: consuming it moves the
+clock to its ``ts_recv`` and runs everything due up to then (the same two steps as any
+input; no handler, no strategy callback, nothing emitted). A live session writes one to its
+input log when the wall clock passes :meth:`Kernel.next_due_ns` in a quiet market, so
+timers and simulated arrivals run on time live and at the same point in an audit replay.
+A tick counts in ``events_in`` like every input (``events_in`` is the number of input rows
+consumed, so the live run's RunFinished and the replay's agree). A run without ticks is
+unchanged by their existence.
+
 The event path
 --------------
 Each market event: state update (last price / last quote per instrument; the L2 book via
@@ -410,6 +421,28 @@ class Kernel:
             else:
                 self._fire_timer(seq, item)
             self._flush_commands()
+
+    def next_due_ns(self) -> int | None:
+        """The earliest time something scheduled is due (response, arrival, live timer); None if nothing is.
+
+        What a live session sleeps until when no input comes (see "Clock ticks" in the module
+        doc). Replaced or cancelled timers stay in the heap until popped; they are skipped
+        here (the heap is only scanned when its top is such a timer, and never changed), so
+        a session is not woken for a timer that would not fire. Read-only: calling it never
+        changes a run.
+        """
+        heap = self._heap
+        if not heap:
+            return None
+        due, cls, seq, item = heap[0]
+        if cls != TIMER or self._timer_live(seq, item):
+            return due
+        live = [d for d, c, s, it in heap if c != TIMER or self._timer_live(s, it)]
+        return min(live) if live else None
+
+    def _timer_live(self, seq: int, timer: _Timer) -> bool:
+        """True when the heap entry ``seq`` is still the pending timer of its (strategy, name)."""
+        return self._timers.get((timer.strategy, timer.name)) == seq
 
     def _schedule(self, due: int, cls: int, item: Any) -> int:
         self._sched_seq += 1

@@ -17,8 +17,13 @@ Data flow (everything on ONE event loop, so no locks and a fixed order)::
 Why the input log holds venue answers and operator requests: the kernel's outputs must be a
 function of the input log alone, so ``tickloop replay audit`` (``replay.audit``) can prove
 live == replay. The kernel runs on replay time (each event's ``ts_recv``), never the wall
-clock; a strategy timer therefore fires at the first input at or after its due time, in
-the live run and in the replay alike.
+clock. So that a timer (or a simulated order arrival in paper mode) due in a quiet market
+runs on time, the session sleeps until the kernel's next deadline (``Kernel.next_due_ns``)
+when no input comes first; when the wall clock reaches it, the session writes a
+:class:`~engine.events.ClockTicked` input stamped with the clock's now and feeds it like any
+input, so the replay runs those items at the same point. No tick is written when nothing is
+due, when the clock has not passed the deadline or the kernel's time, or once the session
+is stopping.
 
 Reentrancy: a venue may answer synchronously from inside ``handle`` (i.e. inside
 ``kernel.feed``); :meth:`LiveSession.submit` queues such events and the outer call drains
@@ -49,9 +54,10 @@ import msgspec
 
 from engine.clock import LiveClock
 from engine.errors import ConfigError, LogError
-from engine.events import BookGapDetected, Event, FeedStatusChanged, Kind, OperatorRequested
+from engine.events import BookGapDetected, ClockTicked, Event, FeedStatusChanged, Kind, OperatorRequested
 from engine.kernel import Kernel
 from engine.ports import EventListChunk, OutputSink
+from engine.strategy import NO_INSTRUMENT
 from tickloop.live.killswitch import KillSwitch
 from tickloop.live.observer import SessionObserver, Source
 
@@ -61,6 +67,8 @@ INPUT_DIR = "input"
 OUT_DIR = "out"
 SESSION_JSON = "session.json"
 TICK_S = 0.1
+RECHECK_NS = 1_000_000
+"""Least wait before re-checking a kernel deadline the wall clock has not reached yet."""
 MODES = ("record", "paper", "live")
 ANSWER_KINDS = frozenset(
     {
@@ -181,6 +189,10 @@ class LiveSession:
         self.error: BaseException | None = None
         self.inputs = 0
         self.market_events = 0
+        self.clock_ticks = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.TimerHandle | None = None
+        self._wake_for: int | None = None
         self.dropped = 0
         self._last_input_seq = 0
         self.feed_state: dict[str, str] = {}
@@ -209,6 +221,7 @@ class LiveSession:
             "market_events": self.market_events,
             "input_seq": self._input.last_seq if self._input is not None else self._last_input_seq,
             "outputs": self._sink.count if self._sink is not None else 0,
+            "clock_ticks": self.clock_ticks,
             "orders": kstats.orders if kstats else 0,
             "fills": kstats.fills if kstats else 0,
             "feeds": dict(self.feed_state),
@@ -243,6 +256,7 @@ class LiveSession:
                 self._ingest(self._queue.popleft())
         finally:
             self._draining = False
+        self._arm_wake()
 
     def submit_many(self, events: Sequence[Event]) -> None:
         """``submit`` each (a venue's ``on_events`` callback)."""
@@ -264,6 +278,8 @@ class LiveSession:
         self.inputs += 1
         if isinstance(event, FeedStatusChanged):
             self.feed_state[event.stream] = event.status
+        elif isinstance(event, ClockTicked):
+            self.clock_ticks += 1
         elif not isinstance(event, OperatorRequested):
             self.market_events += 1
         self._notify(event, "input")
@@ -279,6 +295,50 @@ class LiveSession:
                 return
         if self.max_events is not None and self.inputs >= self.max_events:
             self.stop(f"max events ({self.max_events})")
+
+    # ------------------------------------------------------------------ clock ticks
+
+    def _arm_wake(self, min_delay_ns: int = 0) -> None:
+        """Sleep until the kernel's next deadline (see module doc); re-armed after every input.
+
+        Only reschedules when the deadline changed, so a busy market costs one comparison per
+        input. Record mode (no kernel), a closed or stopping session: nothing to wake for.
+        """
+        due = self.kernel.next_due_ns() if self.kernel is not None and self._open and not self.stop_reason else None
+        if due == self._wake_for and (due is None or self._wake is not None):
+            return
+        self._cancel_wake()
+        if due is None or self._loop is None:
+            return
+        self._wake_for = due
+        self._wake = self._loop.call_later(max(min_delay_ns, due - self._clock.now_ns()) / 1e9, self._on_wake)
+
+    def _cancel_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake = None
+        self._wake_for = None
+
+    def _on_wake(self) -> None:
+        """The deadline's time came: write and feed a ClockTicked if something is really due now.
+
+        The loop's timer runs on the monotonic clock and may wake a little early (or the wall
+        clock may have been stepped back behind the kernel's time): then it only re-arms, at
+        least ``RECHECK_NS`` later so a stepped clock cannot spin the loop. A tick is never
+        older than the kernel's time (ticks never go backwards) and never written while
+        stopping.
+        """
+        self._wake = None
+        self._wake_for = None
+        kernel = self.kernel
+        if kernel is None or not self._open or self.stop_reason or self._input is None:
+            return
+        due = kernel.next_due_ns()
+        now = self._clock.now_ns()
+        if due is not None and due <= now and now >= kernel.clock.now:
+            self.submit(ClockTicked(0, now, now, NO_INSTRUMENT, due))  # re-arms when drained
+        else:
+            self._arm_wake(RECHECK_NS)
 
     def _notify(self, event: Event, source: Source) -> None:
         if source == "output" and type(event) is BookGapDetected:
@@ -297,6 +357,7 @@ class LiveSession:
         """End the session (idempotent; safe from signal handlers on the loop)."""
         if not self.stop_reason:
             self.stop_reason = reason
+        self._cancel_wake()
         if self._stop is not None:
             self._stop.set()
 
@@ -359,7 +420,7 @@ class LiveSession:
 
     async def run(self) -> int:
         """Run until a stop condition; returns the exit status (0 clean, 1 after an error)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._started_ns = self._clock.now_ns()
         self._started_mono = time.monotonic()
@@ -373,6 +434,7 @@ class LiveSession:
             self._open = True
             for ev in (*self.plan.startup, *parked):
                 self.submit(ev)
+            self._arm_wake()  # a timer set in on_start, with no startup input to arm it
             self._install_signals(loop)
             if self.source is not None:
                 tasks.append(loop.create_task(self._run_source(self.source)))
@@ -414,6 +476,7 @@ class LiveSession:
         self.killswitch.attach(loop, signals=True)
 
     async def _shutdown(self, loop: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]], notifier: Any) -> None:
+        self._cancel_wake()
         if notifier is not None:
             notifier.stopping(self.stop_reason)
             notifier.close()
