@@ -8,6 +8,10 @@ by handing the server's venue a market trade *through* the order's price, on the
 The server publishes the resulting execution reports to nobody: the adapter must find them with
 ``GET /api/v3/myTrades`` + ``GET /api/v3/order`` after the reconnect. The server's venue is the
 judge of what happened (trade ids, prices, quantities, commissions, executed quantity).
+
+Our own cancel while the stream is down answers with the executed quantity: the kernel must
+hear the fills the stream missed before it, never after (``LiveVenue.fills_first`` and the
+tracker's hold). An order the server does not know is given up after two misses.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from engine.events import (
     OrderExpired,
     OrderFilled,
     OrderListStatusChanged,
+    OrderStatusReported,
     TradeReceived,
 )
 from engine.fixed import parse_e8
@@ -47,6 +52,7 @@ from engine.orders import (
 from tests.integration.live_helpers import until as _until
 from venues.binance.requests import RequestBuilder
 from venues.binance.signing import Credentials, ServerTime, Signer
+from venues.binance.streams import Backoff
 from venues.binance.venue import LiveConfig, LiveVenue
 
 pytestmark = pytest.mark.edge
@@ -101,8 +107,6 @@ class _Session:
         assert self.venue.user is not None and self.venue.user.connected.is_set()
         self.on_drop.append(while_down)
         self.info.control.set_faults(disconnect_streams=True)
-
-
 
 
 def _run(info: Any, body: Callable[[_Session], Coroutine[Any, Any, None]], **kw: Any) -> _Session:
@@ -329,5 +333,131 @@ def test_lost_placement_answer_and_unheard_fills_are_recovered() -> None:
             assert fills and fills[-1].status is OrderStatus.FILLED
             assert sum(f.qty for f in fills) == snap.executed_qty == 1_000_000
             assert len({f.trade_id for f in fills}) == len(fills)
+
+        _run(info, body, user_stream=False)
+
+
+def _order_events(s: _Session, oid: int) -> list[tuple[str, int]]:
+    """The kernel-facing fills (by trade id) and ends (by executed qty) of one order, in delivery order."""
+    out = []
+    for e in s.got:
+        if isinstance(e, OrderFilled) and e.order_id == oid:
+            out.append(("F", e.trade_id))
+        elif isinstance(e, OrderCanceled | OrderExpired) and e.order_id == oid:
+            out.append(("C" if isinstance(e, OrderCanceled) else "E", e.cum_qty))
+    return out
+
+
+def test_our_cancel_while_the_stream_is_down_reports_the_missed_fills_first() -> None:
+    with _serve() as info:
+        server_fills: list[OrderFilled] = []
+
+        async def body(s: _Session) -> None:
+            assert s.venue.user is not None
+            s.venue.user.backoff = Backoff(base_s=4.0)  # the stream stays down (>= 2 s) while our cancel is answered
+            price = await s.price() * 9 // 10 // TICK * TICK
+            await s.place(_limit_buy("own-cancel-1", price, 1_000_000))
+            oid = s.accepted_id("own-cancel-1")
+
+            def fill_then_cancel() -> None:
+                for qty in (300_000, 200_000):
+                    server_fills.extend(_trade_through(info, price - TICK, qty, buyer_maker=True)[0])
+                s.venue.handle(CancelOrder(BTC, order_id=oid), 0)  # sent once this hook returns
+
+            s.cut_user_stream(fill_then_cancel)
+            await _until(lambda: bool(s.of(OrderCanceled, oid)), "our cancel answered")
+            assert s.venue.user.connects == 1  # the fills came with the cancel, not from a reconcile
+            snap = _server_order(info, oid)
+            assert snap.status is OrderStatus.CANCELED and snap.executed_qty == 500_000
+            expected = [("F", f.trade_id) for f in server_fills] + [("C", snap.executed_qty)]
+            assert _order_events(s, oid) == expected
+            for mine, theirs in zip(s.of(OrderFilled, oid), server_fills, strict=True):
+                _same_fill(mine, theirs)
+            assert [f.cum_qty for f in s.of(OrderFilled, oid)] == [300_000, 500_000]
+            await _until(lambda: s.venue.user is not None and s.venue.user.connects >= 2, "the stream back")
+            await s.venue.resync()  # the reconcile after the reconnect finds nothing more
+            assert _order_events(s, oid) == expected
+            assert s.venue.tracker.get(oid) is None and not s.venue.errors
+
+        _run(info, body)
+
+
+def _fail_next_my_trades(s: _Session, info: Any) -> None:
+    """The venue's next myTrades query meets an injected 500 (armed only when it is sent)."""
+    fetch = s.venue._my_trades
+    armed: list[bool] = []
+
+    async def fails_once(instrument: InstrumentId, order_id: int) -> list[dict[str, Any]]:
+        if not armed:
+            armed.append(True)
+            info.control.set_faults(error_next=1, error_status=500)
+        return await fetch(instrument, order_id)
+
+    s.venue._my_trades = fails_once  # type: ignore[method-assign]
+
+
+def test_our_cancel_with_the_trade_query_failing_waits_for_the_next_reconcile() -> None:
+    with _serve() as info:
+        async def body(s: _Session) -> None:
+            s.venue.rest.retries = 0  # one injected 500 fails one request
+            price = await s.price() * 9 // 10 // TICK * TICK
+            await s.place(_limit_buy("own-cancel-2", price, 1_000_000))
+            oid = s.accepted_id("own-cancel-2")
+            server_fills, _ = _trade_through(info, price - TICK, 400_000, buyer_maker=True)  # no stream: unheard
+            _fail_next_my_trades(s, info)  # the cancel goes through; its myTrades query fails
+            await s.venue.execute(CancelOrder(BTC, order_id=oid))
+            assert _server_order(info, oid).status is OrderStatus.CANCELED
+            assert _order_events(s, oid) == []  # the cancel is held: the fills it states are unheard
+            assert len(s.venue.errors) == 1 and "myTrades" in str(s.venue.errors[0])
+            tracked = s.venue.tracker.get(oid)
+            assert tracked is not None and tracked.held
+            await s.venue.resync()
+            snap = _server_order(info, oid)
+            expected = [("F", f.trade_id) for f in server_fills] + [("C", snap.executed_qty)]
+            assert _order_events(s, oid) == expected and snap.executed_qty == 400_000
+            _same_fill(s.of(OrderFilled, oid)[0], server_fills[0])
+            (cancel,) = s.of(OrderCanceled, oid)
+            assert cancel.cum_quote == snap.cum_quote
+            await s.venue.resync()
+            assert _order_events(s, oid) == expected  # each once
+            assert len(s.venue.errors) == 1 and s.venue.tracker.get(oid) is None
+
+        _run(info, body, user_stream=False, held_retry_s=3600.0)  # only the resyncs above release it
+
+
+def test_a_held_cancel_is_released_by_the_venue_itself_without_a_reconnect() -> None:
+    with _serve() as info:
+        async def body(s: _Session) -> None:
+            s.venue.rest.retries = 0
+            price = await s.price() * 9 // 10 // TICK * TICK
+            await s.place(_limit_buy("own-cancel-3", price, 1_000_000))
+            oid = s.accepted_id("own-cancel-3")
+            server_fills, _ = _trade_through(info, price - TICK, 300_000, buyer_maker=True)
+            _fail_next_my_trades(s, info)
+            await s.venue.execute(CancelOrder(BTC, order_id=oid))
+            assert s.venue.tracker.holds_any() and _order_events(s, oid) == []
+            # no reconnect, no manual resync: the venue's own retry reconciles and releases the end
+            expected = [("F", f.trade_id) for f in server_fills] + [("C", 300_000)]
+            await _until(lambda: _order_events(s, oid) == expected, "the held cancel released after its fills")
+            assert not s.venue.tracker.holds_any() and len(s.venue.errors) == 1
+
+        _run(info, body, user_stream=False, held_retry_s=0.05)
+
+
+def test_an_order_the_server_does_not_know_is_given_up_after_two_misses() -> None:
+    with _serve() as info:
+        async def body(s: _Session) -> None:
+            ghost = 987_654_321
+            assert _server_order(info, ghost) is None  # the server never had it
+            s.venue.tracker.adopt(BTC, ghost, "ghost-1", -1, OrderStatus.NEW, 0)  # e.g. archived since
+            await s.venue.resync()
+            assert s.venue.tracker.get(ghost) is not None and not s.venue.errors  # one miss: asked again
+            await s.venue.resync()
+            assert s.venue.tracker.get(ghost) is None
+            await s.venue.resync()  # no longer asked, nothing more logged
+            (err,) = s.venue.errors
+            assert str(ghost) in str(err) and "-2013" in str(err)
+            reports = [e for e in s.got if isinstance(e, OrderStatusReported) and e.code == -2013]
+            assert len(reports) == 1 and reports[0].order is None and str(ghost) in reports[0].msg
 
         _run(info, body, user_stream=False)

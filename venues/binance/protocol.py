@@ -17,14 +17,17 @@ absolute balances, which is what :class:`BalanceUpdated` records.
 
 :func:`trade_fill_events` and :func:`terminal_events` build the same events from REST
 (``GET /api/v3/myTrades`` rows and a ``GET /api/v3/order`` snapshot) for executions the user
-stream never delivered (the live venue's reconciliation after a reconnect).
+stream never delivered: the live venue's reconciliation after a reconnect, and a cancel or
+expiry answer stating more executed than was reported (its fills are fetched before it, see
+:func:`ended_order`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Container
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import msgspec
 
@@ -412,8 +415,48 @@ def _row_e8(row: dict[str, Any], key: str) -> int:
     return parse_e8(v) if isinstance(v, str) and v else 0
 
 
+class OrderOutcome(Protocol):
+    """What fill recovery needs to know about an order: who it is and how far it got.
+
+    An :class:`~engine.orders.OrderSnapshot` (``GET /api/v3/order``) is one; so is the
+    :class:`EndedOrder` read off a cancel or expiry report, when the fills must be fetched
+    before that report may go out.
+    """
+
+    @property
+    def instrument(self) -> InstrumentId: ...
+    @property
+    def order_id(self) -> int: ...
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def order_list_id(self) -> int: ...
+    @property
+    def status(self) -> OrderStatus: ...
+    @property
+    def executed_qty(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EndedOrder:
+    """An order's end as a cancel/expiry report states it (an :class:`OrderOutcome`)."""
+
+    instrument: InstrumentId
+    order_id: int
+    client_order_id: str
+    order_list_id: int
+    status: OrderStatus
+    executed_qty: int
+
+
+def ended_order(end: OrderCanceled | OrderExpired | OrderTradePrevented) -> EndedOrder:
+    """The outcome an end report states: its final status and the quantity executed before it."""
+    status = OrderStatus.CANCELED if isinstance(end, OrderCanceled) else end.status
+    return EndedOrder(end.instrument, end.order_id, end.client_order_id, end.order_list_id, status, end.cum_qty)
+
+
 def trade_fill_events(
-    rows: list[dict[str, Any]], snap: OrderSnapshot, ts_recv: int, *, reported: Container[int] = (),
+    rows: list[dict[str, Any]], snap: OrderOutcome, ts_recv: int, *, reported: Container[int] = (),
     baseline: int = 0,
 ) -> tuple[list[Event], int]:
     """``myTrades`` rows of one order -> its ``OrderFilled`` events, and the quantity all rows add up to.

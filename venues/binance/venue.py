@@ -20,12 +20,20 @@ events this venue emits, the orders the kernel believes are working; :meth:`Live
 reported, and reports the missing fills and the order's end as the stream would have. They go
 through the same Deduper (a fill is keyed by its trade id), so a late stream copy is dropped.
 
+An order's end never reaches the kernel before its fills: a cancel or expiry answer stating more
+executed than was reported first fetches the missing trades (``myTrades`` by ``orderId``) and
+emits them ahead of it; whatever end still outruns the reported fills (that query failed, the
+trade list lags, a stream copy raced ahead) is held back in the tracker and released right
+behind the fill that completes it. A tracked order ``GET /api/v3/order`` no longer knows
+(``-2013``, e.g. archived) is given up after ``LiveConfig.forget_missing_after`` misses in a row.
+
 Exactly-once placement is :mod:`venues.binance.orders`; this class only wires it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -60,7 +68,7 @@ from engine.orders import (
     SubmitOrderList,
 )
 from venues.binance.orders import OrderExecutor
-from venues.binance.protocol import MS, terminal_events, trade_fill_events
+from venues.binance.protocol import MS, ended_order, terminal_events, trade_fill_events
 from venues.binance.requests import (
     MY_TRADES_LIMIT,
     ApiError,
@@ -98,6 +106,10 @@ class LiveConfig:
     """``ws_api`` (Binance's current user data stream) or ``listen_key`` (legacy; non-spot markets always)."""
     ws_api_url: str | None = None
     """The WebSocket API; None: derived from ``ws_url`` (Binance's host -> its ws-api, else ``<ws_url>/ws-api/v3``)."""
+    forget_missing_after: int = 2
+    """Reconciles in a row whose ``GET /api/v3/order`` says -2013 before a tracked order is given up."""
+    held_retry_s: float = 2.0
+    """First wait before an end held for missing fills is retried by a reconcile (doubling, capped at 60 s)."""
 
 
 def dedupe_key(ev: Event) -> tuple[object, ...] | None:
@@ -126,6 +138,18 @@ class Deduper:
         self._seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self.dropped = 0
 
+    def seen(self, ev: Event) -> bool:
+        """True (and counted as dropped) if this execution already reached the kernel; marks nothing."""
+        key = dedupe_key(ev)
+        if key is not None and key in self._seen:
+            self.dropped += 1
+            return True
+        return False
+
+    def take(self, ev: Event) -> bool:
+        """Mark ``ev`` as delivered; False if a copy already was (then it is counted as dropped)."""
+        return bool(self.fresh([ev]))
+
     def fresh(self, events: list[Event]) -> list[Event]:
         out = []
         seen = self._seen
@@ -144,6 +168,38 @@ class Deduper:
 
 MAX_TRADE_PAGES = 20
 """``myTrades`` pages (of 1,000) fetched for one order before giving up on it for this round."""
+
+OrderEnd = OrderCanceled | OrderExpired | OrderTradePrevented
+"""A report that ends an order (a prevention only when its status is terminal: see :func:`is_end`)."""
+NOT_FOUND = -2013
+HELD_RETRY_MAX_S = 60.0
+"""``GET /api/v3/order``: "Order does not exist." (never placed, or no longer served, e.g. archived)."""
+
+
+def is_end(ev: Event) -> bool:
+    """True if ``ev`` reports an order's end that carries its executed quantity (FILLED is a fill)."""
+    t = type(ev)
+    if t is OrderCanceled:
+        return True
+    return (t is OrderExpired or t is OrderTradePrevented) and ev.status in TERMINAL_STATUSES  # type: ignore[attr-defined]
+
+
+def ends_list(ev: Event) -> bool:
+    """True if ``ev`` reports that an order list stopped executing."""
+    return type(ev) is OrderListStatusChanged and ev.list_order_status is not ListOrderStatus.EXECUTING
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """An end report that states more executed than the kernel heard: the fills to fetch before it.
+
+    ``reported`` are the trade ids already reported (or in the same answer); ``baseline`` the
+    order's quantity executed before this process watched it.
+    """
+
+    end: OrderEnd
+    reported: frozenset[int]
+    baseline: int
 
 
 @dataclass(slots=True)
@@ -165,6 +221,10 @@ class TrackedOrder:
     venue_qty: int = 0
     baseline: int = 0
     trade_ids: set[int] = field(default_factory=set)
+    held: dict[tuple[object, ...], Event] = field(default_factory=dict)
+    """End reports held back until the fills they state are reported (first copy per dedupe key)."""
+    misses: int = 0
+    """Reconciles in a row whose order query answered -2013."""
 
     @property
     def terminal(self) -> bool:
@@ -173,7 +233,11 @@ class TrackedOrder:
     @property
     def settled(self) -> bool:
         """Finished, and every fill the venue admitted to has been reported: nothing left to recover."""
-        return self.terminal and self.reported_qty >= self.venue_qty
+        return self.terminal and self.reported_qty >= self.venue_qty and not self.held
+
+    def held_qty(self) -> int:
+        """The largest executed quantity a held end states (0: nothing held)."""
+        return max((ev.cum_qty for ev in self.held.values()), default=0)  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
@@ -197,7 +261,10 @@ class OrderTracker:
     def __init__(self) -> None:
         self.orders: dict[int, TrackedOrder] = {}
         self.lists: dict[int, TrackedList] = {}
+        self.held_lists: dict[int, tuple[Event, set[int]]] = {}
+        """A list's end held until its legs' held ends go out: (the report, the legs awaited)."""
         self._by_cid: dict[tuple[InstrumentId, str], int] = {}
+        self._touched: set[int] = set()
 
     def get(self, order_id: int) -> TrackedOrder | None:
         return self.orders.get(order_id)
@@ -221,10 +288,91 @@ class OrderTracker:
             oid = self._observe_one(ev)
             if oid is not None:
                 touched.add(oid)
+        self._touched |= touched
+        self.sweep()
+
+    def admit(self, ev: Event) -> list[Event]:
+        """Observe one event on its way to the kernel; return what may go out now, in order.
+
+        An order's end (:func:`is_end`) stating more executed than was reported is held in the
+        order's entry; the fill that completes that quantity releases it right behind itself.
+        A list's end waits the same way for the held ends of its legs. Everything else passes.
+        Call :meth:`sweep` after a batch to forget the orders that settled.
+        """
+        oid = self._observe_one(ev)
+        entry = None
+        if oid is not None:
+            self._touched.add(oid)
+            entry = self.orders.get(oid)
+        if entry is not None and is_end(ev) and ev.cum_qty > entry.reported_qty:  # type: ignore[attr-defined]
+            entry.held.setdefault(dedupe_key(ev) or (id(ev),), ev)  # a second copy of a held end stays one
+            return []
+        if ends_list(ev):
+            waiting = {o for o in ev.order_ids if (t := self.orders.get(o)) is not None and t.held}  # type: ignore[attr-defined]
+            if waiting:
+                self.held_lists.setdefault(ev.order_list_id, (ev, waiting))  # type: ignore[attr-defined]
+                return []
+        if entry is not None and type(ev) is OrderFilled and entry.held and entry.reported_qty >= entry.held_qty():
+            return [ev, *self._release(entry)]
+        return [ev]
+
+    def _release(self, entry: TrackedOrder) -> list[Event]:
+        """The entry's held ends, then the list ends that waited for nothing else."""
+        out = list(entry.held.values())
+        entry.held.clear()
+        for lid, (lev, waiting) in list(self.held_lists.items()):
+            waiting.discard(entry.order_id)
+            if not waiting:
+                del self.held_lists[lid]
+                out.append(lev)
+        return out
+
+    def holds_any(self) -> bool:
+        """Whether an end report (an order's or a list's) is waiting for fills."""
+        return bool(self.held_lists) or any(t.held for t in self.orders.values())
+
+    def sweep(self) -> None:
+        """Forget the orders touched since the last sweep that are settled."""
+        touched, self._touched = self._touched, set()
         for oid in touched:
             t = self.orders.get(oid)
             if t is not None and t.settled:
                 self._forget(t)
+
+    def give_up(self, order_id: int) -> list[Event]:
+        """Stop tracking an order the venue no longer serves; returns the ends it held (the venue stated them)."""
+        entry = self.orders.get(order_id)
+        if entry is None:
+            return []
+        released = self._release(entry)
+        self._forget(entry)
+        return released
+
+    def ends_ahead(self, events: Iterable[Event]) -> list[Owed]:
+        """End reports in ``events`` that state more executed than the tracker plus the fills before them."""
+        qty: dict[int, int] = {}
+        ids: dict[int, set[int]] = {}
+        out: list[Owed] = []
+        for ev in events:
+            t = type(ev)
+            oid = getattr(ev, "order_id", None)
+            if not isinstance(oid, int) or not (t is OrderAccepted or t is OrderFilled or is_end(ev)):
+                continue
+            if oid not in qty:
+                entry = self.orders.get(oid)
+                if entry is None and is_end(ev):
+                    continue  # not an order we follow: it is not held either
+                qty[oid] = entry.reported_qty if entry is not None else 0
+                ids[oid] = set(entry.trade_ids) if entry is not None else set()
+            if t is OrderFilled:
+                tid: int = ev.trade_id  # type: ignore[attr-defined]
+                if tid < 0 or tid not in ids[oid]:
+                    ids[oid].add(tid)
+                    qty[oid] += ev.qty  # type: ignore[attr-defined]
+            elif t is not OrderAccepted and ev.cum_qty > qty[oid]:  # type: ignore[attr-defined]
+                entry = self.orders.get(oid)
+                out.append(Owed(ev, frozenset(ids[oid]), entry.baseline if entry is not None else 0))  # type: ignore[arg-type]
+        return out
 
     def _observe_one(self, ev: Event) -> int | None:
         t = type(ev)
@@ -351,6 +499,7 @@ class LiveVenue:
         self.errors: list[Exception] = []
         self.user: UserStream | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        self._held_retry: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- Venue port
 
@@ -383,12 +532,41 @@ class LiveVenue:
     # ----------------------------------------------------------------- answers
 
     def _emit(self, events: list[Event]) -> None:
-        """Stamp ``ts_recv``, drop duplicate executions, hand the rest to ``on_events``."""
+        """Drop duplicate executions, hold ends ahead of their fills, stamp ``ts_recv``, hand the rest on.
+
+        An execution counts as delivered (its dedupe key is taken) only when it goes out: a held
+        end is not, so its copies are held as one and it still goes out when released.
+        """
         now = self.clock.now_ns()
-        fresh = self.dedupe.fresh(events)
-        self.tracker.observe(fresh)
-        if fresh:
-            self.on_events([msgspec.structs.replace(ev, ts_recv=now) for ev in fresh])
+        out: list[Event] = []
+        for ev in events:
+            if not self.dedupe.seen(ev):
+                out.extend(x for x in self.tracker.admit(ev) if self.dedupe.take(x))
+        self.tracker.sweep()
+        if out:
+            self.on_events([msgspec.structs.replace(ev, ts_recv=now) for ev in out])
+        if self.tracker.holds_any():
+            self._retry_held()
+
+    def _retry_held(self) -> None:
+        """An end held for missing fills must not wait for the next reconnect (a healthy stream may never drop).
+
+        One task at a time reconciles after ``held_retry_s``, doubling up to 60 s, until nothing is held.
+        """
+        if self._held_retry is not None and not self._held_retry.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (driven synchronously): the next reconcile releases it
+        self._held_retry = loop.create_task(self._held_retry_loop())
+
+    async def _held_retry_loop(self) -> None:
+        delay = self.config.held_retry_s
+        while self.tracker.holds_any():
+            await asyncio.sleep(delay)
+            await self.resync()
+            delay = min(delay * 2, HELD_RETRY_MAX_S)
 
     def _emit_soon(self, event: Event) -> None:
         """Deliver outside the kernel's call stack (``handle`` runs inside ``kernel.feed``)."""
@@ -421,8 +599,35 @@ class LiveVenue:
         if ready is not None and events:
             now = self.clock.now_ns()
             events = [*events, LatencyRecorded(0, now, now, command.instrument, "order_round_trip", now - ready, cid)]
+        events = await self.fills_first(events)
         self._emit(events)
         return events
+
+    async def fills_first(self, events: list[Event]) -> list[Event]:
+        """``events`` with the fills each end report outruns fetched and placed before it.
+
+        A cancel answer (or an expiry in a placement answer) states the order's executed quantity;
+        fills the user stream missed before it are asked of ``GET /api/v3/myTrades`` by ``orderId``
+        now, so the kernel hears them first. A failed query lands in ``errors`` and the end goes
+        to :meth:`_emit` as is, where the tracker holds it until a reconcile brings the fills.
+        List ends are moved behind the legs' reports so that they wait for held legs too.
+        """
+        owed = self.tracker.ends_ahead(events)
+        if not owed:
+            return events
+        out = [ev for ev in events if not ends_list(ev)] + [ev for ev in events if ends_list(ev)]
+        for item in owed:
+            end = item.end
+            try:
+                rows = await self._my_trades(end.instrument, end.order_id)
+            except VenueError as exc:
+                self._failed(exc)
+                continue
+            fills, _ = trade_fill_events(rows, ended_order(end), self.clock.now_ns(), reported=item.reported,
+                                         baseline=item.baseline)
+            at = next(i for i, ev in enumerate(out) if ev is end)
+            out[at:at] = fills
+        return out
 
     async def _answer(self, command: AnyCommand, request: SignedRequest | None) -> list[Event]:
         if isinstance(command, SubmitOrder | SubmitOrderList):
@@ -462,6 +667,10 @@ class LiveVenue:
 
     async def close(self) -> None:
         """Stop the user stream, let in-flight orders finish, close the HTTP session."""
+        if self._held_retry is not None:
+            self._held_retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._held_retry
         if self.user is not None:
             await self.user.stop()
         pending = [t for t in self._tasks if not t.done()]
@@ -552,8 +761,11 @@ class LiveVenue:
         query = QueryOrder(t.instrument, order_id=t.order_id)
         resp = await self.rest.send(lambda ns: self.builder.query(query, ns))
         err = api_error(resp.status, resp.doc)
+        if err is not None and err.code == NOT_FOUND:
+            return self._not_found(t, err.msg)
         if err is not None or not isinstance(resp.doc, dict):
             raise VenueError(f"GET /api/v3/order orderId={t.order_id} ({t.client_order_id!r}) failed: {err}")
+        t.misses = 0
         snap = snapshot_of(resp.doc, t.instrument)
         now = self.clock.now_ns()
         fills, traded = trade_fill_events(rows, snap, now, reported=t.trade_ids, baseline=t.baseline)
@@ -564,6 +776,25 @@ class LiveVenue:
         ends = terminal_events(snap, now) if snap.status in TERMINAL_STATUSES else []
         report = [OrderStatusReported(0, snap.update_time or now, now, t.instrument, snap)] if ends or fills else []
         return [*fills, *ends, *report]
+
+    def _not_found(self, t: TrackedOrder, msg: str) -> list[Event]:
+        """The venue does not know a tracked order: wait for a second opinion, then give it up.
+
+        One -2013 may be a venue still catching up; ``forget_missing_after`` in a row and the
+        order is dropped from the tracker (so it is never asked about again), the kernel gets an
+        ``OrderStatusReported`` with no snapshot and code -2013 (the answer the query would have
+        given), preceded by any end report held for it, and ``errors`` gets one VenueError.
+        """
+        t.misses += 1
+        if t.misses < self.config.forget_missing_after:
+            return []
+        now = self.clock.now_ns()
+        released = self.tracker.give_up(t.order_id)
+        text = (f"order {t.order_id} ({t.client_order_id!r}, {t.instrument}) not found by GET /api/v3/order "
+                f"{t.misses} times in a row ({NOT_FOUND} {msg}): no longer tracked; its state is unknown, "
+                f"{t.venue_qty - t.reported_qty} executed units were never reported")
+        self._failed(VenueError(text))
+        return [*released, OrderStatusReported(0, now, now, t.instrument, None, NOT_FOUND, text)]
 
     async def _my_trades(self, instrument: InstrumentId, order_id: int) -> list[dict[str, Any]]:
         """Every ``myTrades`` row of one order, oldest first (paged forward by ``fromId``)."""
@@ -606,4 +837,5 @@ def _client_id(command: AnyCommand) -> str:
     return ""
 
 
-__all__ = ["Deduper", "LiveConfig", "LiveVenue", "OrderTracker", "TrackedList", "TrackedOrder", "dedupe_key"]
+__all__ = ["Deduper", "LiveConfig", "LiveVenue", "OrderTracker", "Owed", "TrackedList", "TrackedOrder", "dedupe_key",
+           "ends_list", "is_end"]
