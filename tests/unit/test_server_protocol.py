@@ -295,3 +295,11 @@ def test_my_trades_costs_5_with_an_order_id_and_20_without(fx: Fixture) -> None:
     assert narrow.status == 200 and used(narrow) == base + 5
     wide = fx.call("GET", "myTrades", signed=True, symbol="BTCUSDT")
     assert wide.status == 200 and used(wide) == base + 25
+
+
+def test_unknown_order_list_is_2011_like_the_adapter_expects(fx: Fixture) -> None:
+    from venues.binance.orders import NOT_FOUND_CODES
+
+    body = fx.call("GET", "orderList", signed=True, orderListId=424242).body
+    assert body == {"code": -2011, "msg": "Order list does not exist."}
+    assert body["code"] in NOT_FOUND_CODES

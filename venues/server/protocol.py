@@ -729,7 +729,7 @@ class VenueProtocol:
         for ev in self._lists.values():
             if (lid is None or ev.order_list_id == lid) and (cid is None or ev.list_client_order_id == cid):
                 return self._list_body(ev)
-        raise ApiError(-2018, "Order list does not exist.")
+        raise ApiError(-2011, "Order list does not exist.")  # -2018 is BAL_NOT_SUFFICIENT
 
     def _cancel_order_list(self, call: Call) -> Json:
         iid = self._iid(call)
