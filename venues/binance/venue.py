@@ -348,6 +348,31 @@ class OrderTracker:
         self._forget(entry)
         return released
 
+    def snapshots_ahead(self, events: Iterable[Event]) -> list[OrderStatusReported]:
+        """Snapshot reports in ``events`` whose executed quantity exceeds every fill heard of that order."""
+        heard: dict[int, int] = {}
+        out: list[OrderStatusReported] = []
+        for ev in events:
+            if type(ev) is OrderFilled:
+                heard[ev.order_id] = heard.get(ev.order_id, 0) + ev.qty
+            elif type(ev) is OrderStatusReported and ev.order is not None:
+                snap = ev.order
+                entry = self.orders.get(snap.order_id)
+                known = (entry.reported_qty if entry is not None else 0) + heard.get(snap.order_id, 0)
+                if snap.executed_qty > known:
+                    out.append(ev)
+        return out
+
+    def baseline_of(self, order_id: int) -> int:
+        """What had executed before this process watched ``order_id`` (0 when it is not tracked)."""
+        entry = self.orders.get(order_id)
+        return entry.baseline if entry is not None else 0
+
+    def reported_ids(self, order_id: int) -> set[int]:
+        """Trade ids already reported for ``order_id`` (empty when it is not tracked)."""
+        entry = self.orders.get(order_id)
+        return set(entry.trade_ids) if entry is not None else set()
+
     def ends_ahead(self, events: Iterable[Event]) -> list[Owed]:
         """End reports in ``events`` that state more executed than the tracker plus the fills before them."""
         qty: dict[int, int] = {}
@@ -599,9 +624,35 @@ class LiveVenue:
         if ready is not None and events:
             now = self.clock.now_ns()
             events = [*events, LatencyRecorded(0, now, now, command.instrument, "order_round_trip", now - ready, cid)]
-        events = await self.fills_first(events)
+        events = await self.fills_first(await self.fills_of_reports(events))
         self._emit(events)
         return events
+
+    async def fills_of_reports(self, events: list[Event]) -> list[Event]:
+        """``events`` with the fills an order snapshot states but nobody reported, placed before it.
+
+        An order found by query after its placement answer was lost (or a strategy's own query)
+        may already have traded; its ``OrderStatusReported`` carries the executed quantity but no
+        fills. They are fetched now (``myTrades`` by ``orderId``) so the kernel hears them with the
+        snapshot, not at the next reconcile. A failed query lands in ``errors``; the tracker still
+        owes the order, so the next reconcile recovers them.
+        """
+        out = list(events)
+        for owed in self.tracker.snapshots_ahead(events):
+            snap = owed.order
+            assert snap is not None
+            try:
+                rows = await self._my_trades(snap.instrument, snap.order_id)
+            except VenueError as exc:
+                self._failed(exc)
+                continue
+            reported = self.tracker.reported_ids(snap.order_id) | {
+                ev.trade_id for ev in out if type(ev) is OrderFilled and ev.order_id == snap.order_id}
+            baseline = self.tracker.baseline_of(snap.order_id)
+            fills, _ = trade_fill_events(rows, snap, self.clock.now_ns(), reported=reported, baseline=baseline)
+            at = next(i for i, ev in enumerate(out) if ev is owed)
+            out[at:at] = fills
+        return out
 
     async def fills_first(self, events: list[Event]) -> list[Event]:
         """``events`` with the fills each end report outruns fetched and placed before it.
